@@ -1,0 +1,46 @@
+# okr_assets — the two commands: `make run` (set up + UI on embedded defaults) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OKR_HOME ?= $(CURDIR)/.okr
+DAGSTER_PORT ?= 3000
+export OKR_HOME
+export DAGSTER_HOME := $(OKR_HOME)/dagster
+
+.PHONY: run test demo install lint clean-data
+
+# The venv is rebuilt whenever pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+## run: install, generate demo data into the landing folder, start the UI + daemon on 127.0.0.1
+run: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/okr-assets generate --out $(OKR_HOME)/landing --bad-share 0.03
+	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (the landing sensor lands the files within a minute)"
+	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+## test: install if needed and run the whole test suite
+test: install
+	$(BIN)/ruff check okr_assets okr_assets_tests
+	$(BIN)/python -m pytest
+
+## demo: the same pipeline headless, then a summary
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/okr-assets demo
+
+lint: install
+	$(BIN)/ruff check okr_assets okr_assets_tests
+
+## clean-data: delete $(OKR_HOME) (warehouse, landing, Dagster runs)
+clean-data:
+	rm -rf $(OKR_HOME)

@@ -1,0 +1,28 @@
+"""The okr_assets code location: every asset, check, sensor, schedule and resource, assembled.
+
+Cross-cutting policy applied here:
+- executor: in-process. Each step of the multiprocess executor pays ~6 s of imports in a fresh
+  process; our steps are short pandas/SQL jobs on 2-core machines, so one process per run wins.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from okr_assets.defs.automation.schedules import okr_refresh_schedule
+from okr_assets.defs.automation.sensors import okr_refresh_sensor
+from okr_assets.defs.ingestion.assets import okr_raw
+from okr_assets.defs.ingestion.checks import okr_raw_schema
+from okr_assets.defs.ingestion.sensors import okr_landing_sensor
+from okr_assets.defs.tables.assets import okr_curated, process_checkins
+from okr_assets.defs.tables.checks import okr_curated_schema, okr_processed_schema, okr_rejects_schema
+from okr_assets.resources import build_resources
+
+defs = Definitions(
+    assets=[okr_raw, process_checkins, okr_curated],  # groups: ingestion, tables
+    asset_checks=[okr_raw_schema, okr_processed_schema, okr_rejects_schema, okr_curated_schema],
+    sensors=[okr_landing_sensor, okr_refresh_sensor],
+    schedules=[okr_refresh_schedule],
+    resources=build_resources(),
+    executor=in_process_executor,
+)

@@ -1,0 +1,38 @@
+"""Metadata helpers shared by assets and checks: schemas, counts and small Markdown tables."""
+
+
+from collections.abc import Mapping
+
+import pandas as pd
+import pandera.pandas as pa
+from dagster import MetadataValue, TableSchema
+from dagster_pandera import pandera_schema_to_dagster_type
+
+_SCHEMAS: dict[type, TableSchema] = {}
+
+
+def column_schema(model: type[pa.DataFrameModel]) -> TableSchema:
+    """The Dagster column schema of a Pandera model (descriptions and constraints included)."""
+    if model not in _SCHEMAS:
+        meta = pandera_schema_to_dagster_type(model).metadata["schema"]
+        _SCHEMAS[model] = meta.schema
+    return _SCHEMAS[model]
+
+
+def markdown_table(frame: pd.DataFrame, limit: int = 20) -> MetadataValue:
+    shown = frame.head(limit)
+    if shown.empty:
+        return MetadataValue.md("_none_")
+    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in shown.columns) + " |"
+    body = [
+        "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ")[:80] for v in row) + " |"
+        for row in shown.itertuples(index=False)
+    ]
+    more = [f"\n_{len(frame) - limit} more rows not shown_"] if len(frame) > limit else []
+    return MetadataValue.md("\n".join([header, rule, *body, *more]))
+
+
+def counts_table(counts: Mapping[str, int], key: str = "reason", value: str = "rows") -> MetadataValue:
+    frame = pd.DataFrame(sorted(counts.items(), key=lambda kv: -kv[1]), columns=[key, value])
+    return markdown_table(frame, limit=50)

@@ -1,0 +1,56 @@
+"""Build okr_raw rows (text + lineage) from a landed file. Pure; the asset does the I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pandas as pd
+
+from okr_assets.lib.contract import CHECKIN_COLUMNS
+from okr_assets.lib.csv_reader import RAW_PAYLOAD_LIMIT, ParsedCsv
+from okr_assets.lib.routing import route_partition_dates
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def rows_from_file(
+    parsed: ParsedCsv, file_name: str, sha256: str, ingested_at: pd.Timestamp,
+    first_partition: dt.date, run_id: str,
+) -> pd.DataFrame:
+    """okr_raw rows for a parsed CSV. The idempotency key is the content hash and line, so
+    re-landing the same bytes (under any name) adds nothing, while a changed file lands again
+    and its repeated check-ins are deduplicated downstream by ``checkin_id``."""
+    rows = parsed.rows.copy()
+    line = rows["line"].astype("string")
+    rows["source"] = "file"
+    rows["source_ref"] = file_name + ":" + line
+    rows["source_key"] = f"file:{sha256}:" + line
+    rows["ingested_at"] = ingested_at
+    rows["partition_date"] = route_partition_dates(rows["checkin_at"], ingested_at, first_partition)
+    rows["run_id"] = run_id
+    return rows.drop(columns=["line"])
+
+
+def unreadable_file_row(
+    file_name: str, sha256: str, data: bytes, code: str, message: str,
+    ingested_at: pd.Timestamp, run_id: str,
+) -> pd.DataFrame:
+    """One okr_raw row standing for a file that could not be read, so it is rejected (and
+    counted) like any other bad input instead of disappearing into the quarantine folder."""
+    row: dict[str, object] = {c: None for c in CHECKIN_COLUMNS}
+    row.update(
+        source="file",
+        source_ref=file_name,
+        source_key=f"file:{sha256}:0",
+        ingested_at=ingested_at,
+        partition_date=ingested_at.tz_convert(None).normalize(),
+        landing_error=code,
+        landing_error_message=f"{file_name}: {message}",
+        raw_payload=data[:RAW_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+        extra=None,
+        run_id=run_id,
+    )
+    return pd.DataFrame([row])

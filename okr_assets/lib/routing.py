@@ -1,0 +1,53 @@
+"""Which partition a landed row belongs to, decided once at landing time.
+
+Every row in ``okr_raw`` gets a ``partition_date``: the UTC date of its check-in when that is a
+usable partition, otherwise the UTC date it was ingested. Rows with a missing, unparseable,
+too-early or future ``checkin_at`` are therefore still owned by exactly one ``okr_processed``
+partition, which rejects them with their reason; nothing falls between partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from okr_assets.lib.contract import FUTURE_TOLERANCE_SECONDS
+from okr_assets.lib.validation import parse_date, parse_timestamp
+
+
+def route_partition_dates(
+    checkin_at: pd.Series, ingested_at: pd.Timestamp, first_partition: dt.date
+) -> pd.Series:
+    """The partition date (midnight ``datetime64``) for each row's raw ``checkin_at`` text."""
+    parsed = parse_timestamp(checkin_at)
+    usable = (
+        parsed.notna()
+        & (parsed.dt.tz_convert(None).dt.normalize() >= pd.Timestamp(first_partition))
+        & (parsed <= ingested_at + pd.Timedelta(seconds=FUTURE_TOLERANCE_SECONDS))
+    )
+    day = parsed.dt.tz_convert(None).dt.normalize().where(usable, ingested_at.tz_convert(None).normalize())
+    return day
+
+
+def quarter_start(day: dt.date) -> dt.date:
+    """First day of the calendar quarter containing ``day`` (the curated partition key)."""
+    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def quarter_end(day: dt.date) -> dt.date:
+    """First day of the quarter after the one containing ``day`` (exclusive end)."""
+    start = quarter_start(day)
+    month = start.month + 3
+    return dt.date(start.year + (month > 12), (month - 1) % 12 + 1, 1)
+
+
+def quarter_starts(days: pd.Series) -> pd.Series:
+    """Vectorised ``quarter_start`` for a datetime64 series."""
+    return days.dt.to_period("Q").dt.start_time
+
+
+def cycle_quarters(cycle_start: pd.Series) -> set[dt.date]:
+    """Curated partitions touched by rows with these raw ``cycle_start`` texts."""
+    parsed = parse_date(cycle_start).dropna()
+    return {ts.date() for ts in quarter_starts(parsed).unique()}

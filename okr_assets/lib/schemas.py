@@ -1,0 +1,261 @@
+"""Pandera models of the four tables: the single source of each table's shape.
+
+Each model yields (1) the asset checks run on the stored table, (2) the Dagster column schema
+shown in the catalog, and (3) the warehouse DDL (``sql_columns``), so a column is declared once.
+Dates are carried as midnight ``datetime64`` in pandas and stored as SQL ``DATE``
+(``metadata={"sql": "DATE"}``); timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from okr_assets.lib.contract import (
+    CONFIDENCE_MAX,
+    CONFIDENCE_MIN,
+    DIRECTIONS,
+    MAX_ABS_PROGRESS,
+    METRIC_KINDS,
+    OKR_KINDS,
+    REJECT_REASON_CODES,
+    STATUSES,
+)
+
+UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
+SOURCES = ("file", "kafka")
+_DATE = {"sql": "DATE"}
+
+
+def _landed(column: str) -> object:
+    return pa.Field(nullable=True, description=f"'{column}' exactly as landed (text).")
+
+
+def _text(description: str, nullable: bool = False, **kwargs: object) -> object:
+    return pa.Field(nullable=nullable, description=description, **kwargs)
+
+
+class _LandedText(pa.DataFrameModel):
+    """The contract's fields exactly as landed (text, nullable); shared by okr_raw and okr_rejects."""
+
+    org_id: Series[pd.StringDtype] = _landed("org_id")
+    team_id: Series[pd.StringDtype] = _landed("team_id")
+    cycle_id: Series[pd.StringDtype] = _landed("cycle_id")
+    cycle_start: Series[pd.StringDtype] = _landed("cycle_start")
+    cycle_end: Series[pd.StringDtype] = _landed("cycle_end")
+    objective_id: Series[pd.StringDtype] = _landed("objective_id")
+    objective_title: Series[pd.StringDtype] = _landed("objective_title")
+    okr_kind: Series[pd.StringDtype] = _landed("okr_kind")
+    key_result_id: Series[pd.StringDtype] = _landed("key_result_id")
+    kr_title: Series[pd.StringDtype] = _landed("kr_title")
+    owner_id: Series[pd.StringDtype] = _landed("owner_id")
+    metric_kind: Series[pd.StringDtype] = _landed("metric_kind")
+    direction: Series[pd.StringDtype] = _landed("direction")
+    unit: Series[pd.StringDtype] = _landed("unit")
+    start_value: Series[pd.StringDtype] = _landed("start_value")
+    target_value: Series[pd.StringDtype] = _landed("target_value")
+    weight: Series[pd.StringDtype] = _landed("weight")
+    checkin_id: Series[pd.StringDtype] = _landed("checkin_id")
+    checkin_at: Series[pd.StringDtype] = _landed("checkin_at")
+    value: Series[pd.StringDtype] = _landed("value")
+    confidence: Series[pd.StringDtype] = _landed("confidence")
+    status: Series[pd.StringDtype] = _landed("status")
+    comment: Series[pd.StringDtype] = _landed("comment")
+
+
+class RawCheckins(_LandedText):
+    """okr_raw: every landed row as text, with lineage. Append-only."""
+
+    raw_id: Series[np.int64] = pa.Field(unique=True, ge=1, description="Landing order; grows with ingestion.")
+    source: Series[pd.StringDtype] = pa.Field(isin=SOURCES, description="Where the row came from.")
+    source_ref: Series[pd.StringDtype] = pa.Field(description="File and line, or topic/partition/offset.")
+    source_key: Series[pd.StringDtype] = pa.Field(
+        unique=True, description="Idempotency key: file content hash and line, or topic/partition/offset.")
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the row landed (UTC).")
+    partition_date: Series[pa.DateTime] = pa.Field(
+        metadata=_DATE, description="okr_processed partition owning the row (check-in date, else ingest date).")
+    landing_error: Series[pd.StringDtype] = pa.Field(
+        nullable=True, description="Reason code when the row could not be split into fields.")
+    landing_error_message: Series[pd.StringDtype] = pa.Field(nullable=True, description="Why, in words.")
+    raw_payload: Series[pd.StringDtype] = pa.Field(
+        nullable=True, description="The unsplittable row or message, truncated.")
+    extra: Series[pd.StringDtype] = pa.Field(nullable=True, description="Columns beyond the contract, as JSON.")
+    run_id: Series[pd.StringDtype] = pa.Field(description="Dagster run that landed the row.")
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+class ProcessedCheckins(pa.DataFrameModel):
+    """okr_processed: typed, validated, deduplicated check-ins with derived progress and score."""
+
+    checkin_id: Series[pd.StringDtype] = pa.Field(unique=True, description="Check-in id (deduplicated).")
+    org_id: Series[pd.StringDtype] = _text("Organisation.")
+    team_id: Series[pd.StringDtype] = _text("Team owning the objective.")
+    cycle_id: Series[pd.StringDtype] = _text("OKR cycle, e.g. 2025-Q3.")
+    cycle_start: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="First day of the cycle.")
+    cycle_end: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Last day of the cycle.")
+    objective_id: Series[pd.StringDtype] = _text("Objective.")
+    objective_title: Series[pd.StringDtype] = _text("Objective title.", nullable=True)
+    okr_kind: Series[pd.StringDtype] = pa.Field(isin=OKR_KINDS, description="committed | aspirational.")
+    key_result_id: Series[pd.StringDtype] = _text("Key result.")
+    kr_title: Series[pd.StringDtype] = _text("Key result title.", nullable=True)
+    owner_id: Series[pd.StringDtype] = _text("Owner of the key result.")
+    metric_kind: Series[pd.StringDtype] = pa.Field(isin=METRIC_KINDS, description="How the metric is measured.")
+    direction: Series[pd.StringDtype] = pa.Field(isin=DIRECTIONS, description="increase | decrease.")
+    unit: Series[pd.StringDtype] = _text("Unit of value.", nullable=True)
+    start_value: Series[float] = pa.Field(description="Value at the start of the cycle.")
+    target_value: Series[float] = pa.Field(description="Target value.")
+    weight: Series[float] = pa.Field(gt=0, le=1, description="Weight of the KR in its objective, (0, 1].")
+    checkin_at: Series[UtcTimestamp] = pa.Field(description="When the check-in was made (UTC).")
+    checkin_date: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="UTC date of checkin_at: the partition.")
+    value: Series[float] = pa.Field(description="Reported current value.")
+    confidence: Series[pd.Int64Dtype] = pa.Field(
+        ge=CONFIDENCE_MIN, le=CONFIDENCE_MAX, nullable=True, description="Owner's confidence 0-10.")
+    status: Series[pd.StringDtype] = pa.Field(isin=STATUSES, description="Canonical status.")
+    comment: Series[pd.StringDtype] = _text("Free-text comment.", nullable=True)
+    progress: Series[float] = pa.Field(
+        ge=-MAX_ABS_PROGRESS, le=MAX_ABS_PROGRESS,
+        description="(value - start) / (target - start); not clipped.")
+    score: Series[float] = pa.Field(ge=0, le=1, description="progress clipped to [0, 1].")
+    raw_id: Series[np.int64] = pa.Field(description="okr_raw row this check-in came from.")
+    source: Series[pd.StringDtype] = pa.Field(isin=SOURCES, description="file | kafka.")
+    source_ref: Series[pd.StringDtype] = _text("File and line, or topic/partition/offset.")
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the winning version landed.")
+
+    @pa.dataframe_check(description="score == clip(progress, 0, 1)")
+    def score_is_clipped_progress(cls, df: pd.DataFrame) -> pd.Series:
+        return pd.Series(np.isclose(df["score"], df["progress"].clip(0, 1)), index=df.index)
+
+    @pa.dataframe_check(description="start_value != target_value")
+    def start_differs_from_target(cls, df: pd.DataFrame) -> pd.Series:
+        return df["start_value"] != df["target_value"]
+
+    @pa.dataframe_check(description="direction agrees with start/target")
+    def direction_matches_target(cls, df: pd.DataFrame) -> pd.Series:
+        up = df["direction"] == "increase"
+        return (up & (df["target_value"] > df["start_value"])) | (
+            ~up & (df["target_value"] < df["start_value"]))
+
+    @pa.dataframe_check(description="checkin_date is the UTC date of checkin_at")
+    def checkin_date_matches(cls, df: pd.DataFrame) -> pd.Series:
+        return df["checkin_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() == df["checkin_date"]
+
+    @pa.dataframe_check(description="cycle_start <= cycle_end")
+    def cycle_ordered(cls, df: pd.DataFrame) -> pd.Series:
+        return df["cycle_start"] <= df["cycle_end"]
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+class RejectedCheckins(_LandedText):
+    """okr_rejects: every landed row that failed validation, with reason, message and lineage."""
+
+    raw_id: Series[np.int64] = pa.Field(unique=True, description="okr_raw row that was rejected.")
+    source: Series[pd.StringDtype] = pa.Field(isin=SOURCES, description="file | kafka.")
+    source_ref: Series[pd.StringDtype] = _text("File and line, or topic/partition/offset.")
+    ingested_at: Series[UtcTimestamp] = pa.Field(description="When the row landed.")
+    partition_date: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Partition that rejected it.")
+    reason: Series[pd.StringDtype] = pa.Field(isin=REJECT_REASON_CODES, description="Machine-readable reason code.")
+    message: Series[pd.StringDtype] = _text("Why, in one sentence.")
+    raw_payload: Series[pd.StringDtype] = _text("Unsplittable row or message, truncated.", nullable=True)
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+class CuratedKeyResults(pa.DataFrameModel):
+    """okr_curated: one model-ready row per (key result, cycle)."""
+
+    key_result_id: Series[pd.StringDtype] = _text("Key result.")
+    cycle_id: Series[pd.StringDtype] = _text("OKR cycle.")
+    cycle_quarter: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Quarter of cycle_start: the partition.")
+    org_id: Series[pd.StringDtype] = _text("Organisation.")
+    team_id: Series[pd.StringDtype] = _text("Team.")
+    cycle_start: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="First day of the cycle.")
+    cycle_end: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Last day of the cycle.")
+    objective_id: Series[pd.StringDtype] = _text("Objective.")
+    objective_title: Series[pd.StringDtype] = _text("Objective title.", nullable=True)
+    okr_kind: Series[pd.StringDtype] = pa.Field(isin=OKR_KINDS, description="committed | aspirational.")
+    kr_title: Series[pd.StringDtype] = _text("Key result title.", nullable=True)
+    owner_id: Series[pd.StringDtype] = _text("Owner.")
+    metric_kind: Series[pd.StringDtype] = pa.Field(isin=METRIC_KINDS, description="Metric kind.")
+    direction: Series[pd.StringDtype] = pa.Field(isin=DIRECTIONS, description="increase | decrease.")
+    unit: Series[pd.StringDtype] = _text("Unit.", nullable=True)
+    start_value: Series[float] = pa.Field(description="Start value (latest check-in).")
+    target_value: Series[float] = pa.Field(description="Target value (latest check-in).")
+    weight: Series[float] = pa.Field(gt=0, le=1, description="KR weight.")
+    n_checkins: Series[np.int64] = pa.Field(ge=1, description="Number of check-ins in the cycle.")
+    first_checkin_at: Series[UtcTimestamp] = pa.Field(description="First check-in.")
+    last_checkin_at: Series[UtcTimestamp] = pa.Field(description="Latest check-in.")
+    latest_value: Series[float] = pa.Field(description="Value at the latest check-in.")
+    latest_progress: Series[float] = pa.Field(
+        ge=-MAX_ABS_PROGRESS, le=MAX_ABS_PROGRESS, description="Progress at the latest check-in.")
+    latest_score: Series[float] = pa.Field(ge=0, le=1, description="Score at the latest check-in.")
+    latest_confidence: Series[pd.Int64Dtype] = pa.Field(
+        ge=CONFIDENCE_MIN, le=CONFIDENCE_MAX, nullable=True, description="Latest confidence.")
+    latest_status: Series[pd.StringDtype] = pa.Field(isin=STATUSES, description="Latest status.")
+    objective_progress: Series[float] = pa.Field(
+        ge=0, le=1, description="Weight-averaged latest KR scores of the objective.")
+    cycle_closed: Series[bool] = pa.Field(description="cycle_end is before as_of.")
+    final_score: Series[float] = pa.Field(ge=0, le=1, nullable=True, description="Score at close (closed cycles).")
+    reached_target: Series[pd.BooleanDtype] = pa.Field(
+        nullable=True, description="final_score >= target score (0.7 by default); closed cycles only.")
+    as_of: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Date the row was curated.")
+
+    @pa.dataframe_check(description="(key_result_id, cycle_id) is unique")
+    def one_row_per_kr_cycle(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["key_result_id", "cycle_id"], keep=False)
+
+    @pa.dataframe_check(description="final_score is set exactly for closed cycles")
+    def final_score_iff_closed(cls, df: pd.DataFrame) -> pd.Series:
+        return df["final_score"].notna() == df["cycle_closed"].astype(bool)
+
+    @pa.dataframe_check(description="first_checkin_at <= last_checkin_at")
+    def checkins_ordered(cls, df: pd.DataFrame) -> pd.Series:
+        return df["first_checkin_at"] <= df["last_checkin_at"]
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "okr_raw": RawCheckins,
+    "okr_processed": ProcessedCheckins,
+    "okr_rejects": RejectedCheckins,
+    "okr_curated": CuratedKeyResults,
+}
+
+
+def sql_columns(model: type[pa.DataFrameModel]) -> list[tuple[str, str]]:
+    """(column, SQL type) pairs for a model, portable between DuckDB and PostgreSQL."""
+    out: list[tuple[str, str]] = []
+    for name, column in model.to_schema().columns.items():
+        meta = column.metadata or {}
+        if "sql" in meta:
+            out.append((name, meta["sql"]))
+            continue
+        dtype = str(column.dtype).lower()
+        if "datetime64" in dtype and "utc" in dtype:
+            sql = "TIMESTAMPTZ"
+        elif "int" in dtype:
+            sql = "BIGINT"
+        elif "float" in dtype:
+            sql = "DOUBLE PRECISION"
+        elif "bool" in dtype:
+            sql = "BOOLEAN"
+        elif "datetime" in dtype:
+            sql = "TIMESTAMP"
+        else:
+            sql = "TEXT"
+        out.append((name, sql))
+    return out

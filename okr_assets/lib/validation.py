@@ -1,0 +1,267 @@
+"""Turn landed text rows into typed check-ins, rejecting every row that breaks the contract.
+
+Pure pandas, no Dagster: ``validate_checkins`` is what ``okr_processed`` runs per partition and
+what the unit tests pin rule by rule. Rules are applied in a fixed order and a row is rejected
+with the *first* rule it breaks (one reason code plus a human sentence), so counts by reason
+add up to the number of rejected rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from okr_assets.lib.contract import (
+    CHECKIN_COLUMNS,
+    CONFIDENCE_MAX,
+    CONFIDENCE_MIN,
+    CYCLE_GRACE_DAYS,
+    DATE_COLUMNS,
+    ENUMS,
+    FUTURE_TOLERANCE_SECONDS,
+    MAX_ABS_PROGRESS,
+    NUMERIC_COLUMNS,
+    REQUIRED_COLUMNS,
+    RejectReason,
+    enum_lookup,
+)
+
+LINEAGE_COLUMNS: tuple[str, ...] = ("raw_id", "source", "source_ref", "ingested_at", "partition_date")
+
+PROCESSED_COLUMNS: tuple[str, ...] = (
+    "checkin_id", "org_id", "team_id", "cycle_id", "cycle_start", "cycle_end", "objective_id",
+    "objective_title", "okr_kind", "key_result_id", "kr_title", "owner_id", "metric_kind",
+    "direction", "unit", "start_value", "target_value", "weight", "checkin_at", "checkin_date",
+    "value", "confidence", "status", "comment", "progress", "score",
+    "raw_id", "source", "source_ref", "ingested_at",
+)
+
+REJECT_COLUMNS: tuple[str, ...] = (
+    *LINEAGE_COLUMNS, "reason", "message", *CHECKIN_COLUMNS, "raw_payload",
+)
+
+_RFC3339_OFFSET = r"(?:[Zz]|[+-]\d{2}:\d{2})$"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    accepted: pd.DataFrame
+    rejects: pd.DataFrame
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers shared with landing (partition routing) and the Kafka path
+# ---------------------------------------------------------------------------------------------
+
+
+def clean_text(series: pd.Series) -> pd.Series:
+    """Strip surrounding whitespace; an empty field is null."""
+    stripped = series.astype("string").str.strip()
+    return stripped.mask(stripped == "")
+
+
+def parse_timestamp(series: pd.Series) -> pd.Series:
+    """Parse RFC 3339 timestamps to UTC; anything without an explicit offset is NaT."""
+    text = clean_text(series)
+    has_offset = text.str.contains(_RFC3339_OFFSET, regex=True, na=False)
+    parsed = pd.to_datetime(text.where(has_offset), utc=True, format="ISO8601", errors="coerce")
+    return parsed
+
+
+def parse_date(series: pd.Series) -> pd.Series:
+    text = clean_text(series)
+    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+
+
+def parse_number(series: pd.Series) -> pd.Series:
+    """Parse with '.' as decimal point; NaN and +/-Inf count as unparseable (NaN)."""
+    numbers = pd.to_numeric(clean_text(series), errors="coerce").astype("float64")
+    return numbers.where(np.isfinite(numbers))
+
+
+def compute_progress(value: pd.Series, start: pd.Series, target: pd.Series) -> pd.Series:
+    """progress = (value - start) / (target - start), not clipped."""
+    return (value - start) / (target - start)
+
+
+def compute_score(progress: pd.Series) -> pd.Series:
+    return progress.clip(lower=0.0, upper=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+class _Verdicts:
+    """Collects the first failing rule per row."""
+
+    def __init__(self, index: pd.Index) -> None:
+        self.reason = pd.Series(pd.NA, index=index, dtype="string")
+        self.message = pd.Series(pd.NA, index=index, dtype="string")
+
+    def open(self) -> pd.Series:
+        return self.reason.isna()
+
+    def reject(self, mask: pd.Series, reason: RejectReason, message: pd.Series | str) -> None:
+        hit = mask.fillna(False).astype(bool) & self.open()
+        if not hit.any():
+            return
+        self.reason[hit] = reason.value
+        if isinstance(message, str):
+            self.message[hit] = message
+        else:
+            self.message[hit] = message[hit].astype("string")
+
+
+def _fmt(series: pd.Series) -> pd.Series:
+    return series.astype("string").fillna("<empty>")
+
+
+def validate_checkins(
+    raw: pd.DataFrame, first_partition: dt.date
+) -> ValidationResult:
+    """Validate landed rows (text columns plus lineage) against the contract.
+
+    ``raw`` needs the contract columns, the lineage columns, and optionally ``landing_error``,
+    ``landing_error_message`` and ``raw_payload`` (set by the reader for rows it could not split).
+    The reference time for "in the future" is each row's own ``ingested_at``, which keeps the
+    result deterministic when a partition is re-processed later.
+    """
+    missing = [c for c in (*CHECKIN_COLUMNS, *LINEAGE_COLUMNS) if c not in raw]
+    raw = raw.reset_index(drop=True).reindex(columns=[*raw.columns, *missing])
+    v = _Verdicts(raw.index)
+    text = {c: clean_text(raw[c]) for c in CHECKIN_COLUMNS}
+
+    if "landing_error" in raw:
+        err = raw["landing_error"].astype("string")
+        for code in err.dropna().unique():
+            v.reject(err == code, RejectReason(code), raw["landing_error_message"].astype("string"))
+
+    for col in REQUIRED_COLUMNS:
+        v.reject(text[col].isna(), RejectReason.MISSING_REQUIRED,
+                 f"required field '{col}' is missing")
+
+    numbers = {c: parse_number(raw[c]) for c in (*NUMERIC_COLUMNS, "confidence")}
+    for col in (*NUMERIC_COLUMNS, "confidence"):
+        bad = text[col].notna() & numbers[col].isna()
+        v.reject(bad, RejectReason.UNPARSEABLE_NUMBER,
+                 f"{col} '" + _fmt(text[col]) + "' is not a finite number")
+
+    dates = {c: parse_date(raw[c]) for c in DATE_COLUMNS}
+    checkin_at = parse_timestamp(raw["checkin_at"])
+    for col, parsed in (*dates.items(), ("checkin_at", checkin_at)):
+        bad = text[col].notna() & parsed.isna()
+        expected = "an RFC 3339 timestamp with offset" if col == "checkin_at" else "a YYYY-MM-DD date"
+        v.reject(bad, RejectReason.UNPARSEABLE_DATE,
+                 f"{col} '" + _fmt(text[col]) + f"' is not {expected}")
+
+    enums: dict[str, pd.Series] = {}
+    for col, allowed in ENUMS.items():
+        squashed = text[col].str.lower().str.replace(r"[\s_\-]+", "", regex=True)
+        enums[col] = squashed.map(enum_lookup(col)).astype("string")
+        bad = text[col].notna() & enums[col].isna()
+        v.reject(bad, RejectReason.UNKNOWN_ENUM,
+                 f"{col} '" + _fmt(text[col]) + f"' is not one of {', '.join(allowed)}")
+
+    start, target = numbers["start_value"], numbers["target_value"]
+    cycle_start, cycle_end = dates["cycle_start"], dates["cycle_end"]
+    v.reject(cycle_end < cycle_start, RejectReason.INVALID_CYCLE,
+             "cycle_end " + _fmt(text["cycle_end"]) + " is before cycle_start "
+             + _fmt(text["cycle_start"]))
+    v.reject(start == target, RejectReason.START_EQUALS_TARGET,
+             "start_value equals target_value (" + _fmt(text["start_value"]) + ")")
+    direction = enums["direction"]
+    contradicts = ((direction == "increase") & (target < start)) | (
+        (direction == "decrease") & (target > start))
+    v.reject(contradicts, RejectReason.DIRECTION_CONTRADICTION,
+             "direction '" + _fmt(direction) + "' contradicts start_value "
+             + _fmt(text["start_value"]) + " and target_value " + _fmt(text["target_value"]))
+
+    confidence = numbers["confidence"]
+    bad_conf = confidence.notna() & (
+        (confidence < CONFIDENCE_MIN) | (confidence > CONFIDENCE_MAX) | (confidence % 1 != 0))
+    v.reject(bad_conf, RejectReason.CONFIDENCE_OUT_OF_RANGE,
+             "confidence " + _fmt(text["confidence"]) + " is not an integer between 0 and 10")
+    weight = numbers["weight"]
+    v.reject((weight <= 0) | (weight > 1), RejectReason.WEIGHT_OUT_OF_RANGE,
+             "weight " + _fmt(text["weight"]) + " is outside (0, 1]")
+
+    ingested_at = pd.to_datetime(raw["ingested_at"], utc=True)
+    future = checkin_at > ingested_at + pd.Timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
+    v.reject(future, RejectReason.CHECKIN_IN_FUTURE,
+             "checkin_at " + _fmt(text["checkin_at"]) + " is more than 5 minutes after ingestion at "
+             + ingested_at.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string"))
+    checkin_day = checkin_at.dt.tz_convert(None).dt.normalize()
+    v.reject(checkin_day < pd.Timestamp(first_partition), RejectReason.BEFORE_FIRST_PARTITION,
+             "checkin_at " + _fmt(text["checkin_at"]) + f" is before the first partition {first_partition}")
+    grace = pd.Timedelta(days=CYCLE_GRACE_DAYS)
+    outside = (checkin_day < cycle_start - grace) | (checkin_day > cycle_end + grace)
+    v.reject(outside, RejectReason.OUTSIDE_CYCLE,
+             "checkin_at " + _fmt(text["checkin_at"]) + " is more than 14 days outside cycle "
+             + _fmt(text["cycle_start"]) + ".." + _fmt(text["cycle_end"]))
+
+    value = numbers["value"]
+    progress = compute_progress(value, start, target)
+    v.reject(progress.abs() > MAX_ABS_PROGRESS, RejectReason.PROGRESS_OUT_OF_RANGE,
+             "progress " + progress.round(2).astype("string").fillna("?")
+             + " is beyond +/-5 (value " + _fmt(text["value"]) + "), likely a unit error")
+
+    ok = v.open()
+    accepted = pd.DataFrame(
+        {
+            **{c: text[c][ok] for c in ("checkin_id", "org_id", "team_id", "cycle_id",
+                                        "objective_id", "objective_title", "key_result_id",
+                                        "kr_title", "owner_id", "unit", "comment")},
+            "cycle_start": cycle_start[ok],
+            "cycle_end": cycle_end[ok],
+            **{c: enums[c][ok] for c in ENUMS},
+            "start_value": start[ok],
+            "target_value": target[ok],
+            "weight": weight[ok],
+            "checkin_at": checkin_at[ok],
+            "checkin_date": checkin_day[ok],
+            "value": value[ok],
+            "confidence": confidence[ok].astype("Int64"),
+            "progress": progress[ok],
+            "score": compute_score(progress[ok]),
+            "raw_id": raw["raw_id"][ok].astype("int64"),
+            "source": raw["source"][ok].astype("string"),
+            "source_ref": raw["source_ref"][ok].astype("string"),
+            "ingested_at": ingested_at[ok],
+        }
+    )[list(PROCESSED_COLUMNS)].reset_index(drop=True)
+
+    bad = ~ok
+    rejects = raw.loc[bad, [c for c in LINEAGE_COLUMNS if c in raw]].copy()
+    rejects["reason"] = v.reason[bad]
+    rejects["message"] = v.message[bad]
+    for col in CHECKIN_COLUMNS:
+        rejects[col] = raw.loc[bad, col].astype("string")
+    rejects["raw_payload"] = (raw.loc[bad, "raw_payload"].astype("string")
+                              if "raw_payload" in raw else pd.NA)
+    rejects = rejects.reindex(columns=list(REJECT_COLUMNS)).reset_index(drop=True)
+    return ValidationResult(accepted=accepted, rejects=rejects)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deduplication
+# ---------------------------------------------------------------------------------------------
+
+
+def split_superseded(raw: pd.DataFrame, latest_raw_id: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows into (current, superseded) by ``checkin_id``: the newest landed version wins.
+
+    ``latest_raw_id`` maps a stripped ``checkin_id`` to the highest ``raw_id`` landed for it
+    anywhere in ``okr_raw`` (other partitions included); ``raw_id`` grows with ingestion order.
+    Rows without a ``checkin_id`` are never superseded (they are rejected as incomplete).
+    """
+    ids = clean_text(raw["checkin_id"])
+    newest_here = raw["raw_id"].groupby(ids).transform("max")
+    newest = ids.map(latest_raw_id).astype("float64").fillna(newest_here.astype("float64"))
+    newest = np.maximum(newest, newest_here.astype("float64"))
+    superseded = ids.notna() & (raw["raw_id"].astype("float64") < newest)
+    return raw[~superseded].reset_index(drop=True), raw[superseded].reset_index(drop=True)

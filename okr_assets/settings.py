@@ -1,0 +1,63 @@
+"""The one place that decides the environment: paths under OKR_HOME and documented env vars.
+
+Every setting has an embedded default so a fresh checkout runs with nothing set. The README's
+environment-variable table lists the same names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def okr_home() -> Path:
+    """$OKR_HOME, else ``.okr/`` in the checkout (or the working directory when installed)."""
+    if os.environ.get("OKR_HOME"):
+        return Path(os.environ["OKR_HOME"]).expanduser().resolve()
+    checkout = _PACKAGE_DIR.parent
+    base = checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
+    return base / ".okr"
+
+
+def landing_dir() -> Path:
+    return okr_home() / "landing"
+
+
+def quarantine_dir() -> Path:
+    return okr_home() / "quarantine"
+
+
+def dagster_home() -> Path:
+    return okr_home() / "dagster"
+
+
+def default_warehouse_url() -> str:
+    return f"duckdb:///{okr_home() / 'warehouse.duckdb'}"
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def first_partition() -> dt.date:
+    """First daily partition of okr_processed (OKR_FIRST_PARTITION, default 2024-01-01)."""
+    return dt.date.fromisoformat(os.environ.get("OKR_FIRST_PARTITION") or "2024-01-01")
+
+
+def landing_sensor_interval() -> int:
+    return _int("OKR_LANDING_SENSOR_INTERVAL_SECONDS", 30)
+
+
+def refresh_sensor_interval() -> int:
+    return _int("OKR_REFRESH_SENSOR_INTERVAL_SECONDS", 15)
+
+
+def landing_max_files_per_run() -> int:
+    return _int("OKR_LANDING_MAX_FILES_PER_RUN", 20)
+
+
+def target_score() -> float:
+    return float(os.environ.get("OKR_TARGET_SCORE") or 0.7)

@@ -1,0 +1,49 @@
+"""A short account of what the warehouse holds: rows per table, rejects by reason, and the
+row accounting that must hold (accepted + rejected + deduplicated = landed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from okr_assets.resources.warehouse import WarehouseResource
+
+# A landed row is superseded when a later-landed row has the same (trimmed) checkin_id.
+_DEDUPLICATED_SQL = """
+SELECT count(*) FROM okr_raw.okr_raw r
+JOIN (SELECT trim(checkin_id) AS cid, max(raw_id) AS newest FROM okr_raw.okr_raw
+      WHERE checkin_id IS NOT NULL GROUP BY 1) n ON trim(r.checkin_id) = n.cid
+WHERE r.raw_id < n.newest
+"""
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: dict[str, int]
+    deduplicated: int
+    rejects_by_reason: dict[str, int]
+
+    @property
+    def counts_add_up(self) -> bool:
+        return (self.rows["okr_processed"] + self.rows["okr_rejects"] + self.deduplicated
+                == self.rows["okr_raw"])
+
+    def render(self) -> str:
+        lines = ["", "okr_assets summary", "=================="]
+        lines += [f"{table:<15} {count:>9,} rows" for table, count in self.rows.items()]
+        lines.append("")
+        lines.append(f"landed {self.rows['okr_raw']:,} = accepted {self.rows['okr_processed']:,} "
+                     f"+ rejected {self.rows['okr_rejects']:,} + deduplicated {self.deduplicated:,}"
+                     f"  -> {'OK' if self.counts_add_up else 'MISMATCH'}")
+        lines.append("rejects by reason:")
+        lines += [f"  {reason:<25} {n:>7,}" for reason, n in self.rejects_by_reason.items()] or ["  none"]
+        return "\n".join(lines)
+
+
+def table_summary(warehouse: WarehouseResource) -> Summary:
+    warehouse.setup()
+    rows = {t: warehouse.count(t) for t in ("okr_raw", "okr_processed", "okr_rejects", "okr_curated")}
+    dedup = int(warehouse.query(_DEDUPLICATED_SQL).iloc[0, 0])
+    reasons = warehouse.query(
+        "SELECT reason, count(*) AS n FROM okr_processed.okr_rejects GROUP BY 1 ORDER BY 2 DESC")
+    return Summary(rows=rows, deduplicated=dedup,
+                   rejects_by_reason=dict(zip(reasons["reason"], reasons["n"].astype(int), strict=False)))

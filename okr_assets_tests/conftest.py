@@ -1,0 +1,64 @@
+"""Shared fixtures: a temporary OKR_HOME with a real DuckDB warehouse and a real Dagster instance."""
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from okr_assets.lib.contract import CHECKIN_COLUMNS
+from okr_assets.resources import LandingFolderResource, WarehouseResource
+
+warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+warnings.filterwarnings("ignore", message=".*is currently in preview.*")
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
+
+
+@pytest.fixture
+def okr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "okr"
+    (home / "landing").mkdir(parents=True)
+    monkeypatch.setenv("OKR_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def resources(okr_home: Path) -> dict[str, object]:
+    return {
+        "warehouse": WarehouseResource(url=f"duckdb:///{okr_home / 'warehouse.duckdb'}"),
+        "landing": LandingFolderResource(landing_dir=str(okr_home / "landing"),
+                                         quarantine_dir=str(okr_home / "quarantine"),
+                                         settle_seconds=0),
+    }
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Write check-in rows (dicts over the contract columns) as a CSV export."""
+    frame = pd.DataFrame(rows).reindex(columns=list(CHECKIN_COLUMNS))
+    frame.to_csv(path, index=False)
+    return path
+
+
+def checkin(i: int, day: str, **overrides: object) -> dict:
+    """A valid check-in of key result kr{i % 3} in cycle 2025-Q3, made on ``day``."""
+    row = {
+        "org_id": "o1", "team_id": "t1", "cycle_id": "2025-Q3", "cycle_start": "2025-07-01",
+        "cycle_end": "2025-09-30", "objective_id": "ob1", "objective_title": "Grow",
+        "okr_kind": "committed", "key_result_id": f"kr{i % 3}", "kr_title": "Users", "owner_id": "u1",
+        "metric_kind": "numeric", "direction": "increase", "unit": "users", "start_value": 0,
+        "target_value": 100, "weight": 1, "checkin_id": f"c{i}", "checkin_at": f"{day}T10:00:00Z",
+        "value": 10 + i, "confidence": 5, "status": "on_track", "comment": "",
+    }
+    row.update(overrides)
+    return row

@@ -1,0 +1,165 @@
+"""The asset graph materialized on a real Dagster instance and a real DuckDB warehouse."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+
+from okr_assets.definitions import defs
+from okr_assets_tests.conftest import checkin, write_csv
+
+ASSETS = [*defs.assets, *defs.asset_checks]
+JULY = {"dagster/asset_partition_range_start": "2025-07-01",
+        "dagster/asset_partition_range_end": "2025-07-31"}
+
+
+def land(instance: DagsterInstance, resources: dict, files: list[str] | None = None):
+    config = {"ops": {"okr_raw": {"config": {"files": files or []}}}}
+    result = materialize(ASSETS, selection=["okr_raw"], instance=instance, resources=resources,
+                         run_config=config)
+    assert result.success
+    return result
+
+
+def process(instance: DagsterInstance, resources: dict, tags: dict | None = None):
+    result = materialize(ASSETS, selection=["okr_processed", "okr_rejects"], instance=instance,
+                         resources=resources, tags=tags or JULY, raise_on_error=False)
+    return result
+
+
+def metadata(result, key: str) -> dict:
+    event = next(e for e in result.get_asset_materialization_events()
+                 if e.asset_key == AssetKey(key))
+    return {k: getattr(v, "value", getattr(v, "data", v)) for k, v in
+            event.event_specific_data.materialization.metadata.items()}
+
+
+def test_whole_graph_with_every_kind_of_bad_input(okr_home: Path, resources: dict, instance) -> None:
+    landing = okr_home / "landing"
+    rows = [checkin(i, f"2025-07-{10 + i:02d}") for i in range(6)]
+    rows.append(checkin(6, "2025-07-12", weight=2))                       # rejected row
+    rows.append(checkin(2, "2025-07-12", value=55))                        # same checkin_id again
+    write_csv(landing / "export1.csv", rows)
+    with (landing / "export1.csv").open("a") as f:
+        f.write("only,three,fields\n")                                     # malformed row
+    (landing / "broken.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")      # not a CSV at all
+    (landing / "notes.txt").write_text("not a csv, never landed")
+
+    raw = metadata(land(instance, resources), "okr_raw")
+    assert raw["rows_landed"] == 10 and raw["files_quarantined"] == 1 and raw["malformed_rows"] == 1
+    assert (okr_home / "quarantine").is_dir()
+    quarantined = sorted(p.name for p in (okr_home / "quarantine").iterdir())
+    assert quarantined[0].endswith("_broken.csv") and quarantined[1].endswith("_broken.csv.error.txt")
+    assert not (landing / "broken.csv").exists()
+
+    # The malformed row and the unreadable file are owned by today's partition (ingest date).
+    today = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+    result = process(instance, resources, {"dagster/asset_partition_range_start": "2025-07-01",
+                                            "dagster/asset_partition_range_end": today})
+    assert result.success
+    meta = metadata(result, "okr_processed")
+    assert (meta["rows_accepted"], meta["rows_rejected"], meta["rows_deduplicated"]) == (6, 3, 1)
+    assert meta["rows_landed"] == 10 and meta["counts_add_up"]
+    assert meta["okr/touched_cycle_quarters"] == ["2025-07-01"]
+
+    warehouse = resources["warehouse"]
+    processed = warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id")
+    assert processed["checkin_id"].tolist() == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    assert processed.set_index("checkin_id").loc["c2", "value"] == 55     # newest version won
+    rejects = warehouse.query("SELECT * FROM okr_processed.okr_rejects ORDER BY raw_id")
+    assert sorted(rejects["reason"]) == ["malformed_row", "unreadable_file", "weight_out_of_range"]
+    assert rejects["source_ref"].str.startswith(("export1.csv:", "broken.csv")).all()
+    assert "broken.csv" in rejects.set_index("reason").loc["unreadable_file", "message"]
+
+    curated = materialize(ASSETS, selection=["okr_curated"], instance=instance, resources=resources,
+                          partition_key="2025-07-01")
+    assert curated.success
+    table = warehouse.query("SELECT * FROM okr_curated.okr_curated ORDER BY key_result_id")
+    assert table["key_result_id"].tolist() == ["kr0", "kr1", "kr2"]
+    assert table["n_checkins"].tolist() == [2, 2, 2]
+    assert all(e.passed for e in curated.get_asset_check_evaluations())
+
+
+def test_landing_the_same_file_twice_adds_nothing(okr_home: Path, resources: dict, instance) -> None:
+    landing = okr_home / "landing"
+    write_csv(landing / "a.csv", [checkin(i, "2025-07-10") for i in range(4)])
+    assert metadata(land(instance, resources), "okr_raw")["rows_landed"] == 4
+    again = metadata(land(instance, resources), "okr_raw")
+    assert again["rows_landed"] == 0 and again["files_skipped_already_landed"] == 1
+    shutil.copy(landing / "a.csv", landing / "a_copy.csv")                # same bytes, new name
+    assert metadata(land(instance, resources, ["a_copy.csv"]), "okr_raw")["rows_landed"] == 0
+    assert resources["warehouse"].count("okr_raw") == 4
+
+
+def test_changed_file_lands_again_and_is_deduplicated(okr_home: Path, resources: dict, instance) -> None:
+    landing = okr_home / "landing"
+    write_csv(landing / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
+    land(instance, resources)
+    write_csv(landing / "a.csv", [checkin(i, "2025-07-10", value=90) for i in range(3)]
+              + [checkin(3, "2025-07-20")])
+    changed = metadata(land(instance, resources), "okr_raw")
+    assert changed["rows_landed"] == 4
+    assert changed["okr/touched_partitions"] == ["2025-07-10", "2025-07-20"]
+    meta = metadata(process(instance, resources), "okr_processed")
+    assert (meta["rows_accepted"], meta["rows_deduplicated"], meta["rows_landed"]) == (4, 3, 7)
+    values = resources["warehouse"].query("SELECT value FROM okr_processed.okr_processed")["value"]
+    assert sorted(values) == [13, 90, 90, 90]
+
+
+def test_late_checkin_supersedes_a_version_in_another_partition(okr_home: Path, resources: dict,
+                                                                instance) -> None:
+    landing = okr_home / "landing"
+    write_csv(landing / "a.csv", [checkin(1, "2025-07-10")])
+    land(instance, resources)
+    process(instance, resources)
+    # The tool re-exports the check-in with a corrected date: both days must be refreshed.
+    write_csv(landing / "b.csv", [checkin(1, "2025-07-11", value=42)])
+    touched = metadata(land(instance, resources, ["b.csv"]), "okr_raw")["okr/touched_partitions"]
+    assert touched == ["2025-07-10", "2025-07-11"]
+    process(instance, resources, {"dagster/asset_partition_range_start": "2025-07-10",
+                                  "dagster/asset_partition_range_end": "2025-07-11"})
+    rows = resources["warehouse"].query("SELECT checkin_date, value FROM okr_processed.okr_processed")
+    assert rows.values.tolist() == [[pd.Timestamp("2025-07-11"), 42.0]]
+
+
+def test_rematerializing_a_partition_replaces_exactly_that_partition(okr_home: Path, resources: dict,
+                                                                    instance) -> None:
+    write_csv(okr_home / "landing" / "a.csv",
+              [checkin(i, f"2025-07-{10 + i % 3:02d}") for i in range(9)])
+    land(instance, resources)
+    assert process(instance, resources).success
+    warehouse = resources["warehouse"]
+    with warehouse.connect() as con:  # simulate drift in two partitions
+        con.execute("DELETE FROM okr_processed.okr_processed WHERE checkin_date IN "
+                    "('2025-07-10', '2025-07-12')")
+    result = process(instance, resources, {"dagster/asset_partition_range_start": "2025-07-12",
+                                           "dagster/asset_partition_range_end": "2025-07-12"})
+    assert result.success
+    days = warehouse.query("SELECT checkin_date, count(*) AS n FROM okr_processed.okr_processed "
+                           "GROUP BY 1 ORDER BY 1")
+    assert days["checkin_date"].dt.strftime("%Y-%m-%d").tolist() == ["2025-07-11", "2025-07-12"]
+    assert days["n"].tolist() == [3, 3]
+
+
+def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict, instance) -> None:
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
+    land(instance, resources)
+    assert process(instance, resources).success
+    # Someone edits the warehouse by hand: a score that no longer matches its progress.
+    with resources["warehouse"].connect() as con:
+        con.execute("UPDATE okr_processed.okr_processed SET score = 0.99 WHERE checkin_id = 'c1'")
+    # Re-check the stored partition and curate downstream in one run: the check blocks.
+    selection = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema")) \
+        | AssetSelection.assets("okr_curated")
+    result = materialize(ASSETS, selection=selection, instance=instance, resources=resources,
+                         partition_key="2025-07-01", raise_on_error=False)
+    assert not result.success
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
+    assert not evaluation.passed
+    assert "score_is_clipped_progress" in evaluation.metadata["failures_by_rule"].value
+    assert "c1" in evaluation.metadata["example_rows"].value
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert started == {"okr_processed_okr_processed_schema"}  # okr_curated never started
+    assert not result.get_asset_materialization_events()
+    assert resources["warehouse"].count("okr_curated") == 0

@@ -1,0 +1,171 @@
+"""Every reject reason with its own bad row; progress, score and deduplication."""
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from okr_assets.lib.contract import CHECKIN_COLUMNS, RejectReason, canonical_enum
+from okr_assets.lib.validation import split_superseded, validate_checkins
+
+FIRST = dt.date(2024, 1, 1)
+INGESTED = pd.Timestamp("2025-08-01T12:00:00Z")
+GOOD = {
+    "org_id": "o1", "team_id": "t1", "cycle_id": "2025-Q3", "cycle_start": "2025-07-01",
+    "cycle_end": "2025-09-30", "objective_id": "ob1", "objective_title": "Grow", "okr_kind": "committed",
+    "key_result_id": "kr1", "kr_title": "Users", "owner_id": "u1", "metric_kind": "numeric",
+    "direction": "increase", "unit": "users", "start_value": "10", "target_value": "110",
+    "weight": "0.5", "checkin_id": "c1", "checkin_at": "2025-07-15T09:30:00+02:00", "value": "60",
+    "confidence": "7", "status": "on_track", "comment": None,
+}
+
+
+def frame(*rows: dict, ingested: pd.Timestamp = INGESTED) -> pd.DataFrame:
+    df = pd.DataFrame([{**GOOD, "checkin_id": f"c{i}", **r} for i, r in enumerate(rows)])
+    df["raw_id"] = range(1, len(df) + 1)
+    df["source"] = "file"
+    df["source_ref"] = [f"f.csv:{i + 2}" for i in range(len(df))]
+    df["ingested_at"] = ingested
+    df["partition_date"] = pd.Timestamp("2025-07-15")
+    return df
+
+
+def test_good_row_is_accepted_with_derived_progress_and_score() -> None:
+    result = validate_checkins(frame({}), FIRST)
+    assert result.rejects.empty
+    row = result.accepted.iloc[0]
+    assert row["progress"] == pytest.approx(0.5)
+    assert row["score"] == pytest.approx(0.5)
+    assert row["checkin_at"] == pd.Timestamp("2025-07-15T07:30:00Z")
+    assert row["checkin_date"] == pd.Timestamp("2025-07-15")
+    assert row["cycle_start"] == pd.Timestamp("2025-07-01")
+    assert row["confidence"] == 7
+
+
+def test_progress_is_not_clipped_but_score_is() -> None:
+    result = validate_checkins(frame({"value": "260"}, {"value": "-40"}), FIRST)
+    assert list(result.accepted["progress"]) == pytest.approx([2.5, -0.5])
+    assert list(result.accepted["score"]) == pytest.approx([1.0, 0.0])
+
+
+def test_decreasing_key_result_progress() -> None:
+    result = validate_checkins(
+        frame({"direction": "decrease", "start_value": "100", "target_value": "20", "value": "40"}), FIRST)
+    assert result.accepted["progress"].iloc[0] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("override", "reason", "fragment"),
+    [
+        ({"team_id": None}, RejectReason.MISSING_REQUIRED, "team_id"),
+        ({"checkin_id": "  "}, RejectReason.MISSING_REQUIRED, "checkin_id"),
+        ({"value": "12,5"}, RejectReason.UNPARSEABLE_NUMBER, "value"),
+        ({"value": "NaN"}, RejectReason.UNPARSEABLE_NUMBER, "value"),
+        ({"target_value": "inf"}, RejectReason.UNPARSEABLE_NUMBER, "target_value"),
+        ({"confidence": "high"}, RejectReason.UNPARSEABLE_NUMBER, "confidence"),
+        ({"cycle_start": "01/07/2025"}, RejectReason.UNPARSEABLE_DATE, "cycle_start"),
+        ({"checkin_at": "yesterday"}, RejectReason.UNPARSEABLE_DATE, "checkin_at"),
+        ({"checkin_at": "2025-07-15T09:30:00"}, RejectReason.UNPARSEABLE_DATE, "offset"),
+        ({"status": "maybe"}, RejectReason.UNKNOWN_ENUM, "status"),
+        ({"okr_kind": "wishful"}, RejectReason.UNKNOWN_ENUM, "okr_kind"),
+        ({"metric_kind": "vibes"}, RejectReason.UNKNOWN_ENUM, "metric_kind"),
+        ({"direction": "sideways"}, RejectReason.UNKNOWN_ENUM, "direction"),
+        ({"cycle_end": "2025-06-01"}, RejectReason.INVALID_CYCLE, "before"),
+        ({"target_value": "10"}, RejectReason.START_EQUALS_TARGET, "equals"),
+        ({"target_value": "5", "value": "7"}, RejectReason.DIRECTION_CONTRADICTION, "increase"),
+        ({"direction": "decrease"}, RejectReason.DIRECTION_CONTRADICTION, "decrease"),
+        ({"confidence": "11"}, RejectReason.CONFIDENCE_OUT_OF_RANGE, "11"),
+        ({"confidence": "-1"}, RejectReason.CONFIDENCE_OUT_OF_RANGE, "-1"),
+        ({"confidence": "7.5"}, RejectReason.CONFIDENCE_OUT_OF_RANGE, "7.5"),
+        ({"weight": "0"}, RejectReason.WEIGHT_OUT_OF_RANGE, "weight"),
+        ({"weight": "1.5"}, RejectReason.WEIGHT_OUT_OF_RANGE, "weight"),
+        ({"checkin_at": "2025-08-01T12:06:00Z"}, RejectReason.CHECKIN_IN_FUTURE, "5 minutes"),
+        ({"checkin_at": "2023-12-31T23:00:00Z", "cycle_start": "2023-10-01", "cycle_end": "2023-12-31"},
+         RejectReason.BEFORE_FIRST_PARTITION, "2024-01-01"),
+        ({"checkin_at": "2025-06-16T00:00:00Z"}, RejectReason.OUTSIDE_CYCLE, "14 days"),
+        ({"checkin_at": "2025-07-31T00:00:00Z", "cycle_end": "2025-07-16"}, RejectReason.OUTSIDE_CYCLE, "cycle"),
+        ({"value": "700"}, RejectReason.PROGRESS_OUT_OF_RANGE, "unit error"),
+        ({"value": "-600"}, RejectReason.PROGRESS_OUT_OF_RANGE, "unit error"),
+    ],
+)
+def test_each_reject_reason(override: dict, reason: RejectReason, fragment: str) -> None:
+    result = validate_checkins(frame(override), FIRST)
+    assert result.accepted.empty
+    assert len(result.rejects) == 1
+    reject = result.rejects.iloc[0]
+    assert reject["reason"] == reason.value
+    assert fragment in reject["message"]
+    # lineage and the raw values travel with the reject
+    assert reject["source_ref"] == "f.csv:2"
+    assert reject["raw_id"] == 1
+    assert set(CHECKIN_COLUMNS) <= set(result.rejects.columns)
+
+
+def test_within_tolerances_is_accepted() -> None:
+    result = validate_checkins(frame(
+        {"checkin_at": "2025-08-01T12:04:00Z"},            # 4 minutes after ingestion
+        {"checkin_at": "2025-06-17T00:00:00Z"},            # exactly 14 days before the cycle
+        {"checkin_at": "2025-07-24T10:00:00Z", "cycle_end": "2025-07-10"},  # 14 days late
+        {"confidence": None, "comment": "ok", "weight": "1"},
+        {"value": "510"},                                  # progress exactly 5
+        {"value": "511"},                                  # progress 5.01
+    ), FIRST)
+    assert sorted(result.accepted["checkin_id"]) == ["c0", "c1", "c2", "c3", "c4"]
+    assert result.rejects["checkin_id"].tolist() == ["c5"]
+
+
+def test_late_checkin_after_ingest_date_partition_rules() -> None:
+    # 14 days after cycle end is allowed; 15 is not.
+    ok = validate_checkins(frame({"checkin_at": "2025-07-30T23:00:00Z", "cycle_end": "2025-07-16"}), FIRST)
+    assert len(ok.accepted) == 1
+    late = validate_checkins(frame({"checkin_at": "2025-07-31T00:00:00Z", "cycle_end": "2025-07-16"}), FIRST)
+    assert late.rejects["reason"].tolist() == ["outside_cycle"]
+
+
+@pytest.mark.parametrize("spelling", ["On Track", "ON_TRACK", "on-track", " on track "])
+def test_status_synonyms(spelling: str) -> None:
+    result = validate_checkins(frame({"status": spelling}), FIRST)
+    assert result.accepted["status"].tolist() == ["on_track"]
+
+
+def test_synonym_lookup() -> None:
+    assert canonical_enum("status", "at risk") == "at_risk"
+    assert canonical_enum("status", "Off-Track") == "off_track"
+    assert canonical_enum("status", "unknown") is None
+
+
+def test_landing_error_becomes_reject() -> None:
+    df = frame({})
+    df["landing_error"] = "malformed_row"
+    df["landing_error_message"] = "row has 2 fields, the header has 23"
+    df["raw_payload"] = "bad,row"
+    result = validate_checkins(df, FIRST)
+    assert result.rejects[["reason", "message", "raw_payload"]].values.tolist() == [
+        ["malformed_row", "row has 2 fields, the header has 23", "bad,row"]]
+
+
+def test_first_failing_rule_wins_and_counts_add_up() -> None:
+    df = frame({}, {"team_id": None, "weight": "2"}, {"weight": "2"}, {})
+    result = validate_checkins(df, FIRST)
+    assert len(result.accepted) + len(result.rejects) == len(df)
+    assert result.rejects["reason"].tolist() == ["missing_required", "weight_out_of_range"]
+
+
+def test_newest_landed_version_wins() -> None:
+    df = frame({"checkin_id": "x", "value": "20"}, {"checkin_id": "x", "value": "30"}, {"checkin_id": "y"})
+    current, superseded = split_superseded(df, pd.Series(dtype="int64"))
+    assert current["raw_id"].tolist() == [2, 3]
+    assert superseded["raw_id"].tolist() == [1]
+
+
+def test_version_in_another_partition_supersedes() -> None:
+    df = frame({"checkin_id": "x"}, {"checkin_id": " y "})
+    current, superseded = split_superseded(df, pd.Series({"x": 99, "y": 2}))
+    assert superseded["checkin_id"].tolist() == ["x"]
+    assert current["raw_id"].tolist() == [2]
+
+
+def test_rows_without_checkin_id_are_never_deduplicated() -> None:
+    df = frame({"checkin_id": None}, {"checkin_id": None})
+    current, superseded = split_superseded(df, pd.Series(dtype="int64"))
+    assert len(current) == 2 and superseded.empty

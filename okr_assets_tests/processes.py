@@ -1,5 +1,6 @@
 """Start and stop real server processes for tests (dagster dev, later brokers and databases)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -34,14 +35,10 @@ def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     """SIGTERM the whole process group, then SIGKILL whatever is left."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # children (webserver, daemon, code server) included
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=10)
 
 

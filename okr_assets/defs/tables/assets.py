@@ -92,8 +92,11 @@ def process_checkins(
     before = warehouse.query(
         "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
         "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
-    cycle_starts = pd.concat([before["cycle_start"], accepted["cycle_start"]])
-    quarters = sorted({ts.strftime("%Y-%m-%d") for ts in quarter_starts(pd.to_datetime(cycle_starts))})
+    quarters = sorted({
+        ts.strftime("%Y-%m-%d")
+        for starts in (before["cycle_start"], accepted["cycle_start"])
+        for ts in quarter_starts(pd.to_datetime(starts)).dropna()
+    })
 
     warehouse.replace_ranges(start, end, [
         ("okr_processed", "checkin_date", accepted),

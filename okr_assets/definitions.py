@@ -13,6 +13,7 @@ from okr_assets.defs.automation.schedules import okr_refresh_schedule
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.defs.ingestion.assets import okr_raw
 from okr_assets.defs.ingestion.checks import okr_raw_schema
+from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
 from okr_assets.defs.ingestion.sensors import okr_landing_sensor
 from okr_assets.defs.tables.assets import okr_curated, process_checkins
 from okr_assets.defs.tables.checks import okr_curated_schema, okr_processed_schema, okr_rejects_schema
@@ -21,7 +22,7 @@ from okr_assets.resources import build_resources
 defs = Definitions(
     assets=[okr_raw, process_checkins, okr_curated],  # groups: ingestion, tables
     asset_checks=[okr_raw_schema, okr_processed_schema, okr_rejects_schema, okr_curated_schema],
-    sensors=[okr_landing_sensor, okr_refresh_sensor],
+    sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor],
     schedules=[okr_refresh_schedule],
     resources=build_resources(),
     executor=in_process_executor,

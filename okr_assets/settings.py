@@ -61,3 +61,11 @@ def landing_max_files_per_run() -> int:
 
 def target_score() -> float:
     return float(os.environ.get("OKR_TARGET_SCORE") or 0.7)
+
+
+def kafka_sensor_interval() -> int:
+    return _int("OKR_KAFKA_SENSOR_INTERVAL_SECONDS", 15)
+
+
+def kafka_max_messages_per_run() -> int:
+    return _int("OKR_KAFKA_MAX_MESSAGES_PER_RUN", 50_000)

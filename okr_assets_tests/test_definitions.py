@@ -27,7 +27,7 @@ def test_graph_shape() -> None:
     assert {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys} == EXPECTED_CHECKS
     assert graph.get(AssetKey("okr_processed")).parent_keys == {AssetKey("okr_raw")}
     assert graph.get(AssetKey("okr_curated")).parent_keys == {AssetKey("okr_processed")}
-    assert {s.name for s in defs.sensors} == {"okr_landing_sensor", "okr_refresh_sensor"}
+    assert {s.name for s in defs.sensors} == {"okr_landing_sensor", "okr_kafka_sensor", "okr_refresh_sensor"}
     assert {s.name for s in defs.schedules} == {"okr_refresh_schedule"}
     assert {s.default_status.value for s in (*defs.sensors, *defs.schedules)} == {"RUNNING"}
 

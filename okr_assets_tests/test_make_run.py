@@ -44,7 +44,7 @@ def test_ui_serves_graph_and_sensors_land_dropped_files(dagster_dev: tuple[int, 
     assert all(n["hasAssetChecks"] for n in nodes)
     [repo] = graphql(port, SENSORS_QUERY)["repositoriesOrError"]["nodes"]
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
-        "okr_landing_sensor": "RUNNING", "okr_refresh_sensor": "RUNNING"}
+        "okr_landing_sensor": "RUNNING", "okr_kafka_sensor": "RUNNING", "okr_refresh_sensor": "RUNNING"}
     assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
         "okr_refresh_schedule": "RUNNING"}
 

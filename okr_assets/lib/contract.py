@@ -129,6 +129,12 @@ DEFAULT_TARGET_SCORE: Final[float] = 0.7
 
 class RejectReason(StrEnum):
     UNREADABLE_FILE = "unreadable_file"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    MESSAGE_NOT_UTF8 = "message_not_utf8"
+    MESSAGE_NOT_JSON = "message_not_json"
+    MESSAGE_NOT_OBJECT = "message_not_object"
+    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    INVALID_ENVELOPE = "invalid_envelope"
     MALFORMED_ROW = "malformed_row"
     MISSING_REQUIRED = "missing_required"
     UNPARSEABLE_NUMBER = "unparseable_number"
@@ -147,6 +153,12 @@ class RejectReason(StrEnum):
 
 REJECT_REASON_DESCRIPTIONS: Final[dict[RejectReason, str]] = {
     RejectReason.UNREADABLE_FILE: "The whole file could not be read (encoding, header or format).",
+    RejectReason.MESSAGE_TOO_LARGE: "The Kafka message is larger than the configured limit.",
+    RejectReason.MESSAGE_NOT_UTF8: "The Kafka message is not UTF-8.",
+    RejectReason.MESSAGE_NOT_JSON: "The Kafka message is not JSON.",
+    RejectReason.MESSAGE_NOT_OBJECT: "The Kafka message is JSON but not an object.",
+    RejectReason.UNKNOWN_SCHEMA_VERSION: "The message's schema_version is missing or unknown.",
+    RejectReason.INVALID_ENVELOPE: "event_id is not a UUID or produced_at is not a timestamp.",
     RejectReason.MALFORMED_ROW: "The CSV row has a different number of fields than the header.",
     RejectReason.MISSING_REQUIRED: "A required field is empty.",
     RejectReason.UNPARSEABLE_NUMBER: "A number does not parse or is NaN/Inf.",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 
 import pandas as pd
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.lib.csv_reader import RAW_PAYLOAD_LIMIT, ParsedCsv
+from okr_assets.lib.messages import parse_message
 from okr_assets.lib.routing import route_partition_dates
 
 
@@ -54,3 +56,25 @@ def unreadable_file_row(
         run_id=run_id,
     )
     return pd.DataFrame([row])
+
+
+def rows_from_messages(
+    messages: Sequence[tuple[int, int, bytes | None]], topic: str, epoch: int,
+    ingested_at: pd.Timestamp, first_partition: dt.date, run_id: str, max_bytes: int,
+) -> pd.DataFrame:
+    """okr_raw rows for Kafka messages given as (partition, offset, value).
+
+    The idempotency key is (topic, epoch, partition, offset); ``epoch`` changes when the topic is
+    recreated, so restarted offsets never collide with rows landed from the old topic.
+    """
+    records = [parse_message(value, max_bytes) for _, _, value in messages]
+    rows = pd.DataFrame.from_records(records, columns=[*CHECKIN_COLUMNS, "extra", "landing_error",
+                                                       "landing_error_message", "raw_payload"])
+    refs = [f"{topic}/{partition}/{offset}" for partition, offset, _ in messages]
+    rows["source"] = "kafka"
+    rows["source_ref"] = refs
+    rows["source_key"] = [f"kafka:{topic}:{epoch}:{partition}:{offset}" for partition, offset, _ in messages]
+    rows["ingested_at"] = ingested_at
+    rows["partition_date"] = route_partition_dates(rows["checkin_at"], ingested_at, first_partition)
+    rows["run_id"] = run_id
+    return rows

@@ -1,28 +1,41 @@
 """Dagster resources: configuration through ConfigurableResource, embedded defaults."""
 
-from __future__ import annotations
-
 import os
 
 from dagster import EnvVar
 
 from okr_assets import settings
+from okr_assets.resources.kafka import KafkaResource
 from okr_assets.resources.landing import LandingFolderResource
 from okr_assets.resources.warehouse import WarehouseResource
 
 
+def _env(name: str, default: object = None) -> object:
+    """``EnvVar(name)`` when the variable is set (resolved at run time, never shown in the UI),
+    otherwise the embedded default."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
 def build_resources() -> dict[str, object]:
     """Resources for the current environment: env vars when set, embedded defaults otherwise."""
-    # EnvVar keeps a production URL (with credentials) out of the UI and logs; the embedded
-    # default holds no secret and is shown as is.
-    warehouse_url = (EnvVar("OKR_WAREHOUSE_URL") if os.environ.get("OKR_WAREHOUSE_URL")
-                     else settings.default_warehouse_url())
+    kafka_options = {
+        "bootstrap_servers": _env("KAFKA_BOOTSTRAP_SERVERS"),
+        "ingest_topic": _env("OKR_KAFKA_INGEST_TOPIC"),
+        "updates_topic": _env("OKR_KAFKA_UPDATES_TOPIC"),
+        "client_id": _env("KAFKA_CLIENT_ID"),
+        "security_protocol": _env("KAFKA_SECURITY_PROTOCOL"),
+        "sasl_mechanism": _env("KAFKA_SASL_MECHANISM"),
+        "sasl_username": _env("KAFKA_SASL_USERNAME"),
+        "sasl_password": _env("KAFKA_SASL_PASSWORD"),
+        "ssl_cafile": _env("KAFKA_SSL_CAFILE"),
+    }
     return {
-        "warehouse": WarehouseResource(url=warehouse_url),
+        "warehouse": WarehouseResource(url=_env("OKR_WAREHOUSE_URL", settings.default_warehouse_url())),
         "landing": LandingFolderResource(
             landing_dir=str(settings.landing_dir()), quarantine_dir=str(settings.quarantine_dir())
         ),
+        "kafka": KafkaResource(**{k: v for k, v in kafka_options.items() if v is not None}),
     }
 
 
-__all__ = ["LandingFolderResource", "WarehouseResource", "build_resources"]
+__all__ = ["KafkaResource", "LandingFolderResource", "WarehouseResource", "build_resources"]

@@ -1,7 +1,6 @@
-"""okr_raw: land check-in exports from the landing folder, append-only and idempotent."""
+"""okr_raw: land check-ins from the landing folder or from Kafka, append-only and idempotent."""
 
-
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,46 +10,94 @@ from pydantic import Field
 from okr_assets.defs.metadata import column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
 from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
-from okr_assets.lib.landing import rows_from_file, sha256_of, unreadable_file_row
+from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
 from okr_assets.lib.schemas import RawCheckins
-from okr_assets.resources import LandingFolderResource, WarehouseResource
+from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_PARTITIONS = "okr/touched_partitions"
 
 
+class KafkaRange(Config):
+    """An exact offset range of one topic partition: offsets ``start`` .. ``end - 1``."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+    epoch: int = Field(default=0, description="Incremented by the sensor when the topic was recreated.")
+
+
 class LandingConfig(Config):
     files: list[str] = Field(
         default_factory=list,
-        description="File names in the landing folder to land; empty lands every *.csv there.",
+        description="File names in the landing folder to land. With no files and no Kafka ranges, "
+                    "every *.csv in the landing folder is landed.",
     )
+    kafka_ranges: list[KafkaRange] = Field(
+        default_factory=list, description="Kafka offset ranges to land (set by okr_kafka_sensor).")
+
+
+@dataclass
+class _Tally:
+    rows_landed: int = 0
+    rows_seen: int = 0
+    files_skipped: int = 0
+    quarantined: int = 0
+    malformed: int = 0
+    touched: set[str] = field(default_factory=set)
+    sources: list[str] = field(default_factory=list)
 
 
 @asset(
     name="okr_raw",
     group_name="ingestion",
     owners=OWNERS,
-    kinds={"duckdb", "csv", "pandas"},
-    code_version="1",
+    kinds={"duckdb", "csv", "kafka", "pandas"},
+    code_version="2",
     tags={"layer": "raw"},
     metadata={"dagster/column_schema": column_schema(RawCheckins), "dagster/table_name": "okr_raw.okr_raw"},
 )
 def okr_raw(
-    context: AssetExecutionContext, config: LandingConfig,
-    warehouse: WarehouseResource, landing: LandingFolderResource,
+    context: AssetExecutionContext, config: LandingConfig, warehouse: WarehouseResource,
+    landing: LandingFolderResource, kafka: KafkaResource,
 ) -> MaterializeResult:
-    """Every check-in exactly as landed (text) with lineage: source, file and line, ingest time.
+    """Every check-in exactly as landed (text) with lineage: file and line or topic/partition/offset.
 
-    Append-only and idempotent: a file whose bytes already landed adds nothing. Files that
-    cannot be read at all are moved to the quarantine folder and recorded as one rejected row.
+    Append-only and idempotent: bytes of a file that already landed, and Kafka offsets that
+    already landed, add nothing. Files that cannot be read at all are moved to the quarantine
+    folder and recorded as one rejected row; bad messages land as rows that will be rejected.
     """
     warehouse.setup()
-    names = config.files or [e.name for e in landing.csv_files(settled_only=False)]
+    tally = _Tally()
     ingested_at = pd.Timestamp.now(tz="UTC")
+    if config.kafka_ranges:
+        _land_kafka(context, config.kafka_ranges, warehouse, kafka, ingested_at, tally)
+    if config.files or not config.kafka_ranges:
+        names = config.files or [e.name for e in landing.csv_files(settled_only=False)]
+        _land_files(context, names, warehouse, landing, ingested_at, tally)
+
+    ordered = sorted(tally.touched)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": warehouse.count("okr_raw"),
+            "rows_landed": tally.rows_landed,
+            "rows_already_landed": tally.rows_seen - tally.rows_landed,
+            "sources": MetadataValue.json(tally.sources),
+            "files_skipped_already_landed": tally.files_skipped,
+            "files_quarantined": tally.quarantined,
+            "malformed_rows": tally.malformed,
+            TOUCHED_PARTITIONS: MetadataValue.json(ordered),
+            "touched_partition_range": f"{ordered[0]} .. {ordered[-1]}" if ordered else "none",
+        }
+    )
+
+
+def _land_files(
+    context: AssetExecutionContext, names: list[str], warehouse: WarehouseResource,
+    landing: LandingFolderResource, ingested_at: pd.Timestamp, tally: _Tally,
+) -> None:
     run_id = context.run.run_id
-    inserted_total = skipped_files = quarantined = malformed = 0
-    touched: set[str] = set()
-    landed_names: list[str] = []
     for name in names:
         path = landing.landing / Path(name).name
         if not path.is_file():
@@ -59,45 +106,42 @@ def okr_raw(
         data = path.read_bytes()
         digest = sha256_of(data)
         if warehouse.file_landed(digest):
-            skipped_files += 1
+            tally.files_skipped += 1
             context.log.info(f"{name}: these bytes already landed (sha256 {digest[:12]}); skipped")
             continue
         try:
             parsed = read_checkin_csv(data)
             rows = rows_from_file(parsed, name, digest, ingested_at, FIRST_PARTITION, run_id)
-            malformed += parsed.malformed_rows
+            tally.malformed += parsed.malformed_rows
         except UnreadableFileError as exc:
             target = landing.move_to_quarantine(path, str(exc))
-            quarantined += 1
+            tally.quarantined += 1
             context.log.error(f"{name}: cannot be read ({exc}); moved to {target}")
             rows = unreadable_file_row(name, digest, data, exc.code, str(exc), ingested_at, run_id)
         result = warehouse.land_raw(rows, file_sha256=digest, file_name=name, run_id=run_id)
-        inserted_total += result.inserted
-        touched |= result.touched_partitions
-        landed_names.append(name)
-        context.log.info(
-            f"{name}: landed {result.inserted} of {len(rows)} rows; "
-            f"touches {len(result.touched_partitions)} okr_processed partition(s)")
-
-    ordered = sorted(touched)
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": warehouse.count("okr_raw"),
-            "rows_landed": inserted_total,
-            "files_landed": MetadataValue.json(landed_names),
-            "files_skipped_already_landed": skipped_files,
-            "files_quarantined": quarantined,
-            "malformed_rows": malformed,
-            TOUCHED_PARTITIONS: MetadataValue.json(ordered),
-            "touched_partition_range": f"{ordered[0]} .. {ordered[-1]}" if ordered else "none",
-        }
-    )
+        tally.rows_landed += result.inserted
+        tally.rows_seen += len(rows)
+        tally.touched |= result.touched_partitions
+        tally.sources.append(name)
+        context.log.info(f"{name}: landed {result.inserted} of {len(rows)} rows; "
+                         f"touches {len(result.touched_partitions)} okr_processed partition(s)")
 
 
-def touched_partitions(metadata: dict) -> list[str]:
-    """Read the touched okr_processed partitions back from an okr_raw materialization."""
-    value = metadata.get(TOUCHED_PARTITIONS)
-    if value is None:
-        return []
-    data = getattr(value, "data", value)
-    return list(data if isinstance(data, list) else json.loads(data))
+def _land_kafka(
+    context: AssetExecutionContext, ranges: list[KafkaRange], warehouse: WarehouseResource,
+    kafka: KafkaResource, ingested_at: pd.Timestamp, tally: _Tally,
+) -> None:
+    for r in ranges:
+        label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
+        messages = kafka.read_range(r.topic, r.partition, r.start, r.end)
+        rows = rows_from_messages([(m.partition, m.offset, m.value) for m in messages], r.topic, r.epoch,
+                                  ingested_at, FIRST_PARTITION, context.run.run_id, kafka.max_message_bytes)
+        result = warehouse.land_raw(rows, run_id=context.run.run_id)
+        tally.rows_landed += result.inserted
+        tally.rows_seen += len(rows)
+        tally.touched |= result.touched_partitions
+        tally.sources.append(label)
+        bad = int(rows["landing_error"].notna().sum())
+        context.log.info(f"{label}: read {len(messages)} message(s), landed {result.inserted} "
+                         f"({len(rows) - result.inserted} already landed, {bad} unparseable)")
+

@@ -60,7 +60,7 @@ def okr_landing_sensor(
         requests.append(RunRequest(
             run_key=f"landing:{key}",
             run_config=RunConfig(ops={"okr_raw": LandingConfig(files=names)}),
-            tags={"okr/source": "landing", "okr/lane": "landing",
+            tags={"okr/source": "landing", "okr/lane": "landing:file",
                   "okr/landing_files": ", ".join(names)[:_TAG_LIMIT],
                   "okr/landing_file_count": str(len(names))},
         ))

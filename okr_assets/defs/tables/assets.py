@@ -28,7 +28,8 @@ from okr_assets.lib.curation import curate
 from okr_assets.lib.routing import quarter_starts
 from okr_assets.lib.schemas import CuratedKeyResults, ProcessedCheckins, RejectedCheckins
 from okr_assets.lib.validation import split_superseded, validate_checkins
-from okr_assets.resources import WarehouseResource
+from okr_assets.resources import KafkaResource, WarehouseResource
+from okr_assets.resources.kafka import BrokerUnavailableError
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_QUARTERS = "okr/touched_cycle_quarters"
@@ -71,7 +72,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
     name="process_checkins",
 )
 def process_checkins(
-    context: AssetExecutionContext, warehouse: WarehouseResource
+    context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource
 ) -> Iterator[MaterializeResult]:
     """Validate and deduplicate the okr_raw rows of a partition range.
 
@@ -109,6 +110,7 @@ def process_checkins(
     context.log.info(
         f"okr_processed {_range_label(start, end)}: landed {landed} = accepted {n_acc} + "
         f"rejected {n_rej} + deduplicated {n_dup}; rejects by reason {by_reason}")
+    published = _notify_updates(context, kafka, start, end, raw, accepted, rejects, superseded)
     common = {"partition_range": _range_label(start, end), "rows_landed": landed}
     yield MaterializeResult(
         asset_key=OKR_PROCESSED,
@@ -121,12 +123,45 @@ def process_checkins(
             "counts_add_up": n_acc + n_rej + n_dup == landed,
             "rejects_by_reason": counts_table(by_reason),
             TOUCHED_QUARTERS: MetadataValue.json(quarters),
+            "update_notifications_published": published,
         },
     )
     yield MaterializeResult(
         asset_key=OKR_REJECTS,
         metadata={**common, "dagster/row_count": n_rej, "rejects_by_reason": counts_table(by_reason)},
     )
+
+
+def _per_day(frame: pd.DataFrame, column: str) -> dict[str, int]:
+    if frame.empty:
+        return {}
+    return pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d").value_counts().to_dict()
+
+
+def _notify_updates(
+    context: AssetExecutionContext, kafka: KafkaResource, start: dt.date, end: dt.date,
+    raw: pd.DataFrame, accepted: pd.DataFrame, rejects: pd.DataFrame, superseded: pd.DataFrame,
+) -> int:
+    """Publish one message per refreshed partition to the updates topic, so systems outside
+    Dagster can react. Best effort: the tables are already committed, so a broker outage is
+    logged as an error and shown in metadata rather than failing the run."""
+    landed, acc, rej, dup = (_per_day(raw, "partition_date"), _per_day(accepted, "checkin_date"),
+                             _per_day(rejects, "partition_date"), _per_day(superseded, "partition_date"))
+    days = pd.date_range(start, end - dt.timedelta(days=1), freq="D").strftime("%Y-%m-%d")
+    notes = [
+        {"asset": "okr_processed", "partition": day, "run_id": context.run.run_id,
+         "rows_landed": landed.get(day, 0), "rows_accepted": acc.get(day, 0),
+         "rows_rejected": rej.get(day, 0), "rows_deduplicated": dup.get(day, 0),
+         "refreshed_at": dt.datetime.now(dt.UTC).isoformat()}
+        for day in days
+    ]
+    try:
+        kafka.publish_json(kafka.updates_topic, key="okr_processed", payloads=notes)
+    except BrokerUnavailableError as exc:
+        context.log.error(f"could not publish {len(notes)} update notification(s) to "
+                          f"{kafka.updates_topic!r}: {exc}")
+        return 0
+    return len(notes)
 
 
 @asset(

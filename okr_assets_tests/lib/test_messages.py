@@ -1,0 +1,50 @@
+"""The Kafka message contract: every malformed message becomes a row with a reason."""
+
+import json
+import uuid
+
+import pytest
+
+from okr_assets.lib.messages import checkin_to_message, parse_message
+from okr_assets_tests.conftest import checkin
+
+EVENT = str(uuid.uuid4())
+
+
+def test_round_trip_of_a_good_message() -> None:
+    payload = checkin_to_message(checkin(1, "2025-07-10"), EVENT, "2025-07-10T10:00:01Z")
+    row = parse_message(payload)
+    assert row["landing_error"] is None
+    assert row["checkin_id"] == "c1" and row["value"] == "11" and row["weight"] == "1"
+    assert json.loads(row["extra"]) == {"schema_version": "1.0", "event_id": EVENT,
+                                        "produced_at": "2025-07-10T10:00:01Z"}
+
+
+def test_json_types_become_contract_text() -> None:
+    body = {"schema_version": "1.0", "event_id": EVENT, "produced_at": "2025-07-10T10:00:01Z",
+            "value": True, "start_value": 0.5, "comment": "", "confidence": None, "extra_field": [1]}
+    row = parse_message(json.dumps(body).encode())
+    assert (row["value"], row["start_value"], row["comment"], row["confidence"]) == ("1", "0.5", None, None)
+    assert json.loads(row["extra"])["extra_field"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "fragment"),
+    [
+        (b"x" * 70_000, "message_too_large", "70,000 bytes"),
+        (b'{"a": "\xff"}', "message_not_utf8", "0xff"),
+        (b"{not json", "message_not_json", "not JSON"),
+        (None, "message_not_json", "tombstone"),
+        (b"[1, 2]", "message_not_object", "list"),
+        (b'{"schema_version": "2.0"}', "unknown_schema_version", "'2.0'"),
+        (b'{"value": 1}', "unknown_schema_version", "None"),
+        (b'{"schema_version": "1.0", "event_id": "nope"}', "invalid_envelope", "UUID"),
+        (json.dumps({"schema_version": "1.0", "event_id": EVENT, "produced_at": "soon"}).encode(),
+         "invalid_envelope", "produced_at"),
+    ],
+)
+def test_bad_messages(payload: bytes | None, reason: str, fragment: str) -> None:
+    row = parse_message(payload)
+    assert row["landing_error"] == reason
+    assert fragment in row["landing_error_message"]
+    assert len(row["raw_payload"]) <= 2000

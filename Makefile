@@ -23,11 +23,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-## run: install, generate demo data into the landing folder, start the UI + daemon on 127.0.0.1
+## run: install, demo data into the landing folder, Tansu broker + trickle producer, UI + daemon on 127.0.0.1
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/okr-assets generate --out $(OKR_HOME)/landing --bad-share 0.03
 	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (the landing sensor lands the files within a minute)"
-	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	exec $(BIN)/okr-assets dev --port $(DAGSTER_PORT)
 
 ## test: install if needed and run the whole test suite
 test: install

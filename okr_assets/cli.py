@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pathlib import Path
 def _generate(args: argparse.Namespace) -> int:
     from okr_assets.lib.generator import GeneratorConfig, generate, write_dataset
 
-    as_of = dt.datetime.fromisoformat(args.as_of).astimezone(dt.UTC) if args.as_of else None
+    as_of = dt.datetime.fromisoformat(args.as_of).astimezone(dt.UTC) if args.as_of else default_as_of()
     config = GeneratorConfig(seed=args.seed, teams=args.teams, cycles=args.cycles, as_of=as_of,
                              bad_share=args.bad_share, files_per_cycle=args.files_per_cycle)
     data = generate(config)
@@ -23,10 +24,51 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_as_of() -> dt.datetime:
+    """Now, floored to the hour: generating twice within the hour writes identical files."""
+    return dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from okr_assets.demo import run_demo
 
     return run_demo(seed=args.seed, teams=args.teams, cycles=args.cycles, bad_share=args.bad_share)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    import time
+
+    from okr_assets.lib.stream import CheckinStream
+    from okr_assets.resources import KafkaResource
+
+    kafka = KafkaResource(bootstrap_servers=args.bootstrap, ingest_topic=args.topic)
+    kafka.ensure_topics(partitions=3)
+    stream = CheckinStream(seed=args.seed, bad_share=args.bad_share)
+    interval = 1.0 / args.rate if args.rate > 0 else 0.0
+    started = time.monotonic()
+    last_report = started
+    bad = 0
+    with kafka.producer(linger_ms=5) as producer:
+        for i in range(args.count):
+            key, value, is_bad = stream.next_message()
+            bad += is_bad
+            producer.send(args.topic, key=key, value=value)
+            now = time.monotonic()
+            if not args.quiet and (now - last_report >= 2 or i + 1 == args.count):
+                rate = (i + 1) / max(now - started, 1e-9)
+                print(f"produced {i + 1:,}/{args.count:,} messages ({bad:,} bad) to {args.topic} "
+                      f"at {rate:,.1f}/s", flush=True)
+                last_report = now
+            if interval:
+                time.sleep(max(0.0, started + (i + 1) * interval - time.monotonic()))
+    print(f"done: {args.count:,} messages ({bad:,} bad) in {time.monotonic() - started:,.1f}s", flush=True)
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from okr_assets.devstack import run_dev
+
+    return run_dev(port=args.port, kafka_port=args.kafka_port, trickle_rate=args.trickle_rate)
 
 
 def _add_generator_options(p: argparse.ArgumentParser, bad_share: float) -> None:
@@ -44,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write deterministic synthetic check-in CSVs")
     _add_generator_options(gen, bad_share=0.0)
     gen.add_argument("--out", required=True, help="folder to add the CSV files to")
-    gen.add_argument("--as-of", default=None, help="RFC 3339 time of the export (default: now)")
+    gen.add_argument("--as-of", default=None, help="RFC 3339 time of the export (default: now, floored to the hour)")
     gen.add_argument("--files-per-cycle", type=int, default=3)
     gen.set_defaults(func=_generate)
 
@@ -52,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
                                        "print a summary")
     _add_generator_options(demo, bad_share=0.03)
     demo.set_defaults(func=_demo)
+
+    produce = sub.add_parser("produce", help="stream generated check-ins to Kafka at a steady rate")
+    produce.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    produce.add_argument("--topic", default="okr_raw_ingest")
+    produce.add_argument("--rate", type=float, default=10.0, help="messages per second (0 = as fast as possible)")
+    produce.add_argument("--count", type=int, default=100)
+    produce.add_argument("--bad-share", type=float, default=0.0, help="share of bad messages")
+    produce.add_argument("--seed", type=int, default=42)
+    produce.add_argument("--quiet", action="store_true", help="only print the final line")
+    produce.set_defaults(func=_produce)
+
+    dev = sub.add_parser("dev", help="what `make run` starts: broker, trickle producer, dagster dev")
+    dev.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT") or 3000))
+    dev.add_argument("--kafka-port", type=int, default=9092)
+    dev.add_argument("--trickle-rate", type=float, default=0.2, help="check-ins per second (0 = none)")
+    dev.set_defaults(func=_dev)
     return parser
 
 

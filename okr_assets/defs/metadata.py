@@ -1,6 +1,7 @@
 """Metadata helpers shared by assets and checks: schemas, counts and small Markdown tables."""
 
 
+import warnings
 from collections.abc import Mapping
 
 import pandas as pd
@@ -14,7 +15,9 @@ _SCHEMAS: dict[type, TableSchema] = {}
 def column_schema(model: type[pa.DataFrameModel]) -> TableSchema:
     """The Dagster column schema of a Pandera model (descriptions and constraints included)."""
     if model not in _SCHEMAS:
-        meta = pandera_schema_to_dagster_type(model).metadata["schema"]
+        with warnings.catch_warnings():  # the helper is marked beta; we only read its schema
+            warnings.simplefilter("ignore")
+            meta = pandera_schema_to_dagster_type(model).metadata["schema"]
         _SCHEMAS[model] = meta.schema
     return _SCHEMAS[model]
 

@@ -28,6 +28,7 @@ def build_resources() -> dict[str, object]:
         "sasl_username": _env("KAFKA_SASL_USERNAME"),
         "sasl_password": _env("KAFKA_SASL_PASSWORD"),
         "ssl_cafile": _env("KAFKA_SSL_CAFILE"),
+        "publish_updates": os.environ.get("OKR_PUBLISH_UPDATES", "true").lower() not in {"0", "false", "no"},
     }
     return {
         "warehouse": WarehouseResource(url=_env("OKR_WAREHOUSE_URL", settings.default_warehouse_url())),

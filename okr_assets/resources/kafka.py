@@ -50,6 +50,8 @@ class KafkaResource(ConfigurableResource):
     timeout_ms: int = Field(default=3000, description="Bootstrap and request timeout; a down broker "
                                                       "fails a sensor tick within about this long.")
     max_message_bytes: int = Field(default=64 * 1024, description="Larger messages are rejected.")
+    publish_updates: bool = Field(default=True, description="Publish a notification per refreshed "
+                                                            "okr_processed partition to updates_topic.")
 
     # -- clients -------------------------------------------------------------------------------
 

@@ -145,6 +145,8 @@ def _notify_updates(
     """Publish one message per refreshed partition to the updates topic, so systems outside
     Dagster can react. Best effort: the tables are already committed, so a broker outage is
     logged as an error and shown in metadata rather than failing the run."""
+    if not kafka.publish_updates:
+        return 0
     landed, acc, rej, dup = (_per_day(raw, "partition_date"), _per_day(accepted, "checkin_date"),
                              _per_day(rejects, "partition_date"), _per_day(superseded, "partition_date"))
     days = pd.date_range(start, end - dt.timedelta(days=1), freq="D").strftime("%Y-%m-%d")

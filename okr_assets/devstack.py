@@ -92,10 +92,12 @@ def run_dev(port: int, kafka_port: int, trickle_rate: float) -> int:
             print(f"Tansu broker (Kafka protocol) on 127.0.0.1:{kafka_port}; log {logs / 'tansu.log'}")
         else:
             print(f"using the Kafka broker at {env['KAFKA_BOOTSTRAP_SERVERS']} (no broker started)")
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = env["KAFKA_BOOTSTRAP_SERVERS"]
-        from okr_assets.resources import build_resources
+        from okr_assets.resources import KafkaResource
 
-        build_resources()["kafka"].ensure_topics(partitions=3)
+        KafkaResource(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                      **{k: env[v] for k, v in (("ingest_topic", "OKR_KAFKA_INGEST_TOPIC"),
+                                                ("updates_topic", "OKR_KAFKA_UPDATES_TOPIC")) if env.get(v)}
+                      ).ensure_topics(partitions=3)
         if trickle_rate > 0:
             children.append(_spawn([_bin("okr-assets"), "produce", "--bootstrap", env["KAFKA_BOOTSTRAP_SERVERS"],
                                     "--rate", str(trickle_rate), "--count", "1000000", "--bad-share", "0.03",

@@ -1,11 +1,14 @@
-"""`make run`'s server: `dagster dev` serves the whole graph, and the sensors land a dropped file
-into okr_processed and okr_curated without any click."""
+"""`make run`'s stack (`okr-assets dev`): a Tansu broker, a trickle producer and `dagster dev`.
+The UI serves the whole graph, and without any click the sensors land a dropped file and the
+streamed Kafka check-ins into okr_processed and okr_curated."""
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from okr_assets.resources import WarehouseResource
@@ -18,26 +21,28 @@ SENSORS_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
 
 
 @pytest.fixture
-def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen]]:
     home = tmp_path / "okr"
     (home / "landing").mkdir(parents=True)
     (home / "dagster").mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
     port = free_port()
     env = {**os.environ, "OKR_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-           "OKR_LANDING_SENSOR_INTERVAL_SECONDS": "5", "OKR_REFRESH_SENSOR_INTERVAL_SECONDS": "5"}
+           "OKR_LANDING_SENSOR_INTERVAL_SECONDS": "5", "OKR_REFRESH_SENSOR_INTERVAL_SECONDS": "5",
+           "OKR_KAFKA_SENSOR_INTERVAL_SECONDS": "5"}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # `okr-assets dev` starts its own broker
     log = tmp_path / "dagster_dev.log"
-    proc = start([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                 env=env, log=log, cwd=REPO)
+    proc = start([str(BIN / "okr-assets"), "dev", "--port", str(port), "--kafka-port", str(free_port()),
+                  "--trickle-rate", "2"], env=env, log=log, cwd=REPO)
     try:
         wait_until(lambda: graphql(port, ASSETS_QUERY)["assetNodes"], 120, "the Dagster UI", proc=proc, log=log)
-        yield port, home
+        yield port, home, proc
     finally:
         stop(proc)
 
 
-def test_ui_serves_graph_and_sensors_land_dropped_files(dagster_dev: tuple[int, Path]) -> None:
-    port, home = dagster_dev
+def test_ui_serves_graph_and_sensors_land_dropped_files(dagster_dev: tuple[int, Path, subprocess.Popen]) -> None:
+    port, home, proc = dagster_dev
     nodes = graphql(port, ASSETS_QUERY)["assetNodes"]
     assert {n["assetKey"]["path"][0]: n["groupName"] for n in nodes} == {
         "okr_raw": "ingestion", "okr_processed": "tables", "okr_rejects": "tables", "okr_curated": "tables"}
@@ -60,7 +65,26 @@ def test_ui_serves_graph_and_sensors_land_dropped_files(dagster_dev: tuple[int, 
             return 0
         return int(warehouse.query("SELECT count(*) FROM okr_curated.okr_curated").iloc[0, 0])
 
-    wait_until(curated_rows, 240, "okr_curated to be refreshed by the sensors", interval=3)
-    processed = warehouse.query("SELECT checkin_id FROM okr_processed.okr_processed ORDER BY 1")
-    assert processed["checkin_id"].tolist() == ["c0", "c1", "c2", "c3"]
-    assert curated_rows() == 3
+    def from_file() -> list[str]:
+        if not (home / "warehouse.duckdb").exists():
+            return []
+        return warehouse.query("SELECT checkin_id FROM okr_processed.okr_processed "
+                               "WHERE source = 'file' ORDER BY 1")["checkin_id"].tolist()
+
+    def streamed_and_curated() -> bool:
+        streamed = warehouse.query(
+            "SELECT count(*) AS n, max(checkin_at) AS newest FROM okr_processed.okr_processed WHERE source = 'kafka'")
+        if int(streamed["n"][0]) == 0:
+            return False
+        curated = warehouse.query("SELECT max(last_checkin_at) AS newest FROM okr_curated.okr_curated")
+        return bool(curated["newest"][0] >= streamed["newest"][0] - pd.Timedelta(minutes=5))
+
+    assert wait_until(lambda: from_file() == ["c0", "c1", "c2", "c3"], 240,
+                      "the dropped file in okr_processed", interval=3, proc=proc)
+    wait_until(lambda: curated_rows() >= 3, 120, "okr_curated refreshed from the file", interval=3, proc=proc)
+    wait_until(streamed_and_curated, 180, "streamed Kafka check-ins in okr_processed and okr_curated",
+               interval=3, proc=proc)
+    rejects = warehouse.query("SELECT DISTINCT reason FROM okr_processed.okr_rejects WHERE source = 'kafka'")
+    assert rejects.empty or set(rejects["reason"]) <= {
+        "message_not_json", "message_not_utf8", "message_not_object", "unknown_schema_version",
+        "weight_out_of_range", "missing_required", "unknown_enum"}

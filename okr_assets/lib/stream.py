@@ -42,11 +42,16 @@ class CheckinStream:
         self.rng = np.random.default_rng([seed, 7_777])
         self.counter = 0
         now = clock()
-        history = pd.concat(generate(GeneratorConfig(seed=seed, teams=teams, cycles=1, as_of=now)).files.values(),
-                            ignore_index=True)
+        # On the first days of a quarter the current cycle has no check-ins yet: take its key
+        # results' definitions from a history generated a little further (only their state is
+        # used; every message is stamped with the real time).
+        quarter_start = dt.datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1, tzinfo=dt.UTC)
+        history_as_of = max(now, quarter_start + dt.timedelta(days=14))
+        history = pd.concat(generate(GeneratorConfig(seed=seed, teams=teams, cycles=1,
+                                                     as_of=history_as_of)).files.values(), ignore_index=True)
         raw = history.reindex(columns=list(CHECKIN_COLUMNS)).assign(
             raw_id=range(1, len(history) + 1), source="file", source_ref="history",
-            ingested_at=pd.Timestamp(now), partition_date=pd.Timestamp(now.date()))
+            ingested_at=pd.Timestamp(history_as_of), partition_date=pd.Timestamp(now.date()))
         accepted = validate_checkins(raw, dt.date(1970, 1, 1)).accepted
         open_cycle = accepted[accepted["cycle_end"] >= pd.Timestamp(now.date())]
         latest = open_cycle.sort_values(["checkin_at", "raw_id"]).groupby("key_result_id").tail(1)

@@ -47,7 +47,7 @@ def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
     instance = DagsterInstance.get()
     failures: list[str] = []
 
-    def run(selection: list[str], tags: dict[str, str] | None = None) -> None:
+    def run(selection: list[str], tags: dict[str, str] | None = None) -> dict[str, object]:
         result = materialize(assets, selection=selection, instance=instance, resources=resources,
                              tags=tags or {}, raise_on_error=False, run_config=_QUIET)
         checks = result.get_asset_check_evaluations()
@@ -58,6 +58,11 @@ def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
               + (f" (failed: {failed})" if failed else ""))
         if not result.success:
             failures.append(f"run {selection}")
+        return {
+            (e.asset_key.to_user_string(), k): getattr(v, "value", getattr(v, "data", v))
+            for e in result.get_asset_materialization_events()
+            for k, v in e.event_specific_data.materialization.metadata.items()
+        }
 
     print("landing every file in the landing folder ...")
     run(["okr_raw"])
@@ -76,9 +81,21 @@ def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
     qhi = quarter_start(quarters["hi"][0].date()).isoformat()
     print(f"curating quarterly partitions {qlo} .. {qhi} in one run ...")
     run(["okr_curated"], _range_tags(qlo, qhi))
+    print(f"building point-in-time features for quarters {qlo} .. {qhi} ...")
+    run(["okr_features"], _range_tags(qlo, qhi))
+    print("training, registering, predicting, reporting drift ...")
+    ml = run(["okr_model", "okr_predictions", "okr_drift_report"])
 
     summary = table_summary(warehouse)
     print(summary.render())
+    if ("okr_model", "holdout_roc_auc") in ml:
+        print(f"model: {ml['okr_model', 'model']} v{ml['okr_model', 'model_version']}, holdout "
+              f"{ml['okr_model', 'holdout_cycle']} ROC-AUC {ml['okr_model', 'holdout_roc_auc']}, "
+              f"Brier {ml['okr_model', 'holdout_brier']}; champion version {ml['okr_model', 'champion_version']}")
+    if ("okr_drift_report", "drift_detected") in ml:
+        drifted = ml.get(("okr_drift_report", "drifted_features")) or []
+        print(f"drift: {'DETECTED in ' + ', '.join(drifted) if ml['okr_drift_report', 'drift_detected'] else 'none'}"
+              f" (model output shift: {ml.get(('okr_drift_report', 'prediction_shift'))})")
     if failures or not summary.counts_add_up:
         print(f"demo FAILED: {failures or 'row counts do not add up'}", file=sys.stderr)
         return 1

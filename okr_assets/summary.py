@@ -41,7 +41,8 @@ class Summary:
 
 def table_summary(warehouse: WarehouseResource) -> Summary:
     warehouse.setup()
-    rows = {t: warehouse.count(t) for t in ("okr_raw", "okr_processed", "okr_rejects", "okr_curated")}
+    rows = {t: warehouse.count(t) for t in ("okr_raw", "okr_processed", "okr_rejects", "okr_curated",
+                                            "okr_features", "okr_predictions", "okr_drift_report")}
     dedup = int(warehouse.query(_DEDUPLICATED_SQL).iloc[0, 0])
     reasons = warehouse.query(
         "SELECT reason, count(*) AS n FROM okr_processed.okr_rejects GROUP BY 1 ORDER BY 2 DESC")

@@ -228,11 +228,104 @@ class CuratedKeyResults(pa.DataFrameModel):
         strict = True
 
 
+class KeyResultFeatures(pa.DataFrameModel):
+    """okr_features: point-in-time features per (key result, cycle, as-of week), plus the label."""
+
+    key_result_id: Series[pd.StringDtype] = _text("Key result.")
+    cycle_id: Series[pd.StringDtype] = _text("OKR cycle.")
+    cycle_quarter: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Quarter of cycle_start: the partition.")
+    team_id: Series[pd.StringDtype] = _text("Team.")
+    objective_id: Series[pd.StringDtype] = _text("Objective.")
+    as_of: Series[UtcTimestamp] = pa.Field(description="Cycle start + week weeks: only check-ins up to it are used.")
+    week: Series[float] = pa.Field(ge=1, le=14, description="As-of week of the cycle.")
+    elapsed_share: Series[float] = pa.Field(ge=0, le=1, description="Share of the cycle elapsed at as_of.")
+    progress: Series[float] = pa.Field(ge=-MAX_ABS_PROGRESS, le=MAX_ABS_PROGRESS, description="Progress at as_of.")
+    score: Series[float] = pa.Field(ge=0, le=1, description="Score at as_of.")
+    velocity: Series[float] = pa.Field(ge=-2, le=2, description="Progress per week over the last two check-ins.")
+    expected_gap: Series[float] = pa.Field(description="progress - elapsed_share (behind the linear path < 0).")
+    confidence: Series[float] = pa.Field(ge=0, le=10, description="Latest confidence (5 when never given).")
+    confidence_trend: Series[float] = pa.Field(ge=-10, le=10, description="Latest minus first confidence.")
+    days_since_last_checkin: Series[float] = pa.Field(ge=0, description="Days from the last check-in to as_of.")
+    n_checkins: Series[float] = pa.Field(ge=1, description="Check-ins seen by as_of.")
+    team_progress: Series[float] = pa.Field(ge=0, le=1, description="Mean score of the team's KRs at as_of.")
+    objective_progress: Series[float] = pa.Field(ge=0, le=1, description="Weighted objective score at as_of.")
+    weight: Series[float] = pa.Field(gt=0, le=1, description="KR weight.")
+    okr_kind: Series[pd.StringDtype] = pa.Field(isin=OKR_KINDS, description="committed | aspirational.")
+    metric_kind: Series[pd.StringDtype] = pa.Field(isin=METRIC_KINDS, description="Metric kind.")
+    direction: Series[pd.StringDtype] = pa.Field(isin=DIRECTIONS, description="increase | decrease.")
+    label: Series[pd.BooleanDtype] = pa.Field(nullable=True, description="Reached the target score (closed cycles).")
+    cycle_closed: Series[bool] = pa.Field(description="The cycle has ended.")
+
+    @pa.dataframe_check(description="(key_result_id, cycle_id, week) is unique")
+    def one_row_per_week(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["key_result_id", "cycle_id", "week"], keep=False)
+
+    @pa.dataframe_check(description="label is set exactly for closed cycles")
+    def label_iff_closed(cls, df: pd.DataFrame) -> pd.Series:
+        return df["label"].notna() == df["cycle_closed"].astype(bool)
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+class AtRiskPredictions(pa.DataFrameModel):
+    """okr_predictions: the champion's risk for every open key result at its latest as-of week."""
+
+    key_result_id: Series[pd.StringDtype] = _text("Key result.")
+    cycle_id: Series[pd.StringDtype] = _text("OKR cycle.")
+    team_id: Series[pd.StringDtype] = _text("Team.")
+    objective_id: Series[pd.StringDtype] = _text("Objective.")
+    week: Series[float] = pa.Field(ge=1, le=14, description="As-of week the prediction was made at.")
+    as_of: Series[UtcTimestamp] = pa.Field(description="Point in time of the features used.")
+    progress: Series[float] = pa.Field(description="Progress at as_of.")
+    score: Series[float] = pa.Field(ge=0, le=1, description="Score at as_of.")
+    risk: Series[float] = pa.Field(ge=0, le=1, description="Probability of ending below the target score.")
+    risk_rank: Series[np.int64] = pa.Field(ge=1, description="1 = most at risk.")
+    model_version: Series[pd.StringDtype] = _text("Registered okr_at_risk version that predicted.")
+    predicted_at: Series[UtcTimestamp] = pa.Field(description="When the prediction was made.")
+
+    @pa.dataframe_check(description="(key_result_id, cycle_id) is unique")
+    def one_row_per_kr(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["key_result_id", "cycle_id"], keep=False)
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+class DriftReport(pa.DataFrameModel):
+    """okr_drift_report: one row per tested feature (and the model's predicted risk)."""
+
+    feature: Series[pd.StringDtype] = pa.Field(unique=True, description="Feature tested.")
+    kind: Series[pd.StringDtype] = pa.Field(isin=("numeric", "categorical"), description="Feature kind.")
+    test: Series[pd.StringDtype] = pa.Field(isin=("ks", "chi2"), description="Two-sample test.")
+    statistic: Series[float] = pa.Field(ge=0, description="Test statistic.")
+    p_value: Series[float] = pa.Field(ge=0, le=1, description="Raw p-value.")
+    p_adjusted: Series[float] = pa.Field(ge=0, le=1, description="Bonferroni-adjusted p-value.")
+    effect_metric: Series[pd.StringDtype] = _text("wasserstein/sd or total_variation.")
+    effect_size: Series[float] = pa.Field(ge=0, description="Effect size compared with the floor.")
+    psi: Series[float] = pa.Field(description="Population stability index.")
+    significant: Series[bool] = pa.Field(description="p_adjusted < alpha.")
+    practical: Series[bool] = pa.Field(description="effect_size >= floor.")
+    drift: Series[bool] = pa.Field(description="significant and practical.")
+    reference_n: Series[np.int64] = pa.Field(ge=0, description="Reference rows.")
+    current_n: Series[np.int64] = pa.Field(ge=0, description="Current rows.")
+    report_at: Series[UtcTimestamp] = pa.Field(description="When the report was made.")
+
+    class Config:
+        coerce = True
+        strict = True
+
+
 TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "okr_raw": RawCheckins,
     "okr_processed": ProcessedCheckins,
     "okr_rejects": RejectedCheckins,
     "okr_curated": CuratedKeyResults,
+    "okr_features": KeyResultFeatures,
+    "okr_predictions": AtRiskPredictions,
+    "okr_drift_report": DriftReport,
 }
 
 

@@ -7,6 +7,7 @@ from dagster import EnvVar
 from okr_assets import settings
 from okr_assets.resources.kafka import KafkaResource
 from okr_assets.resources.landing import LandingFolderResource
+from okr_assets.resources.mlflow import okr_mlflow
 from okr_assets.resources.warehouse import WarehouseResource
 
 
@@ -36,6 +37,7 @@ def build_resources() -> dict[str, object]:
             landing_dir=str(settings.landing_dir()), quarantine_dir=str(settings.quarantine_dir())
         ),
         "kafka": KafkaResource(**{k: v for k, v in kafka_options.items() if v is not None}),
+        "mlflow": okr_mlflow,
     }
 
 

@@ -56,6 +56,9 @@ TABLES: dict[str, Table] = {
     "okr_processed": Table("okr_processed", "okr_processed", indexes=("checkin_date", "cycle_start")),
     "okr_rejects": Table("okr_rejects", "okr_processed", indexes=("partition_date",)),
     "okr_curated": Table("okr_curated", "okr_curated", indexes=("cycle_quarter",)),
+    "okr_features": Table("okr_features", "okr_ml", indexes=("cycle_quarter",)),
+    "okr_predictions": Table("okr_predictions", "okr_ml"),
+    "okr_drift_report": Table("okr_drift_report", "okr_ml"),
 }
 LANDED_FILES = Table("landed_files", "okr_raw", key=("sha256",))
 LANDED_FILES_COLUMNS: list[tuple[str, str]] = [
@@ -195,6 +198,23 @@ class WarehouseResource(ConfigurableResource):
                 con.execute("ROLLBACK")
                 raise
         return LandResult(inserted=len(returned), touched_partitions={r[0] for r in touched})
+
+    def replace_table(self, table: str, frame: pd.DataFrame) -> None:
+        """Replace every row of an unpartitioned table, in one transaction."""
+        t = TABLES[table]
+        cols = self.columns(table)
+        collist = ", ".join(_quote(c) for c in cols)
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {t.qualified}")
+                con.register("incoming", frame.reindex(columns=cols))
+                con.execute(f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM incoming")
+                con.unregister("incoming")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
 
     def file_landed(self, sha256: str) -> bool:
         with self.connect() as con:

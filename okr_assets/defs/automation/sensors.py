@@ -5,7 +5,8 @@ A cascade over materialization events, not over time:
   partitions its rows touch (late check-ins for old dates included) -> one run per contiguous
   range of those days;
 - each new ``okr_processed`` materialization lists the cycle quarters its rows belong to ->
-  one okr_curated run per contiguous range of quarters.
+  one okr_curated run per contiguous range of quarters;
+- each new ``okr_curated`` partition -> the same okr_features quarter.
 Declarative automation cannot express this: which curated quarter a check-in day feeds depends on
 the data (its cycle_start), not on a fixed partition mapping.
 """
@@ -30,6 +31,7 @@ from okr_assets.defs.partitions import contiguous_ranges, daily_partitions, quar
 from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS, TOUCHED_QUARTERS
 
 OKR_CURATED = AssetKey("okr_curated")
+OKR_FEATURES = AssetKey("okr_features")
 _BATCH = 500
 
 
@@ -59,12 +61,13 @@ def range_request(assets: list[AssetKey], start: str, end: str, run_key: str, re
     name="okr_refresh_sensor",
     minimum_interval_seconds=settings.refresh_sensor_interval(),
     default_status=DefaultSensorStatus.RUNNING,
-    asset_selection=[OKR_PROCESSED, OKR_REJECTS, OKR_CURATED],
+    asset_selection=[OKR_PROCESSED, OKR_REJECTS, OKR_CURATED, OKR_FEATURES],
     description="After okr_raw lands rows, refreshes exactly the okr_processed partitions they "
-                "touch; after okr_processed changes, refreshes the okr_curated quarters it feeds.",
+                "touch; after okr_processed changes, the okr_curated quarters it feeds; after "
+                "okr_curated changes, the same okr_features quarters.",
 )
 def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-    cursor = json.loads(context.cursor) if context.cursor else {"raw": 0, "processed": 0}
+    cursor = {"raw": 0, "processed": 0, "curated": 0, **(json.loads(context.cursor) if context.cursor else {})}
     requests: list[RunRequest] = []
     day_keys = daily_partitions.get_partition_keys()
     quarter_keys = quarterly_partitions.get_partition_keys()
@@ -72,6 +75,7 @@ def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     stages = (
         ("raw", OKR_RAW, TOUCHED_PARTITIONS, [OKR_PROCESSED, OKR_REJECTS], day_keys),
         ("processed", OKR_PROCESSED, TOUCHED_QUARTERS, [OKR_CURATED], quarter_keys),
+        ("curated", OKR_CURATED, None, [OKR_FEATURES], quarter_keys),  # the same quarters
     )
     for stage, upstream, meta_key, targets, all_keys in stages:
         records = context.instance.fetch_materializations(
@@ -82,7 +86,10 @@ def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
             continue
         keys: set[str] = set()
         for record in records:
-            keys.update(_json_list(record.asset_materialization.metadata, meta_key))
+            if meta_key is None:
+                keys.add(record.asset_materialization.partition)
+            else:
+                keys.update(_json_list(record.asset_materialization.metadata, meta_key))
         ranges = contiguous_ranges(sorted(keys), all_keys)
         dropped = keys - {k for k in all_keys}
         if dropped:
@@ -96,6 +103,6 @@ def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
         context.log.info(f"{stage}: {len(records)} new materialization(s) -> "
                          f"{len(ranges)} run(s) over {len(keys)} partition(s)")
     if not requests:
-        return SensorResult(skip_reason=SkipReason("no new okr_raw or okr_processed data to cascade"),
+        return SensorResult(skip_reason=SkipReason("no new okr_raw, okr_processed or okr_curated data to cascade"),
                             cursor=json.dumps(cursor))
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor))

@@ -1,0 +1,298 @@
+"""ML assets: point-in-time features, the MLflow-registered at-risk model, predictions, drift.
+
+Heavy libraries (scikit-learn, MLflow, SciPy) are imported inside the asset bodies: every run
+process imports this module, and only ML steps need them.
+"""
+
+import datetime as dt
+import hashlib
+import json
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AutomationCondition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from okr_assets.defs.metadata import column_schema, markdown_table
+from okr_assets.defs.partitions import quarterly_partitions
+from okr_assets.lib.features import (
+    CATEGORICAL_FEATURES,
+    DRIFT_NUMERIC_FEATURES,
+    DRIFT_UNITS,
+    FEATURE_COLUMNS,
+    NUMERIC_FEATURES,
+    build_features,
+    open_latest,
+)
+from okr_assets.lib.schemas import AtRiskPredictions, DriftReport, KeyResultFeatures
+from okr_assets.resources import WarehouseResource
+from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
+
+OWNERS = ["team:okr-ml"]
+OKR_FEATURES = AssetKey("okr_features")
+OKR_MODEL = AssetKey("okr_model")
+
+# Follow parents whenever they change, without waiting for every parent partition to exist
+# (okr_features has quarters without data, which eager() would treat as "missing parents").
+FOLLOW_PARENTS = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("follow parents")
+
+
+@asset(
+    name="okr_features",
+    deps=[AssetKey("okr_curated"), AssetKey("okr_processed")],
+    partitions_def=quarterly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="ml",
+    owners=OWNERS,
+    kinds={"duckdb", "pandas", "pandera"},
+    code_version="1",
+    tags={"layer": "features"},
+    metadata={"dagster/column_schema": column_schema(KeyResultFeatures),
+              "dagster/table_name": "okr_ml.okr_features"},
+)
+def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Point-in-time feature store: one row per (key result, as-of week) of each cycle, built only
+    from check-ins made by that week; labelled (reached 0.7) for closed cycles. Same quarterly
+    partitions as okr_curated, so features can be rebuilt for any past cycle."""
+    warehouse.setup()
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    processed = warehouse.read_range("okr_processed", "cycle_start", start, end)
+    curated = warehouse.read_range("okr_curated", "cycle_quarter", start, end)
+    features = build_features(processed, curated, dt.datetime.now(dt.UTC))
+    warehouse.replace_ranges(start, end, [("okr_features", "cycle_quarter", features)])
+    labelled = features[features["label"].notna()]
+    context.log.info(f"okr_features {start}..{end}: {len(features)} rows, {len(labelled)} labelled")
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(features),
+        "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
+        "cycles": MetadataValue.json(sorted(features["cycle_id"].unique().tolist())),
+        "key_results": int(features[["key_result_id", "cycle_id"]].drop_duplicates().shape[0]),
+        "labelled_rows": len(labelled),
+        "positive_rate": round(float(labelled["label"].astype(float).mean()), 4) if len(labelled) else "n/a",
+    })
+
+
+def _data_version(frame: pd.DataFrame) -> str:
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _champion(client: object) -> object | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
+    except MlflowException:
+        return None
+
+
+@asset(
+    name="okr_model",
+    deps=[OKR_FEATURES],
+    group_name="ml",
+    owners=OWNERS,
+    kinds={"scikit-learn", "mlflow"},
+    code_version="1",
+    required_resource_keys={"mlflow", "warehouse"},
+    tags={"layer": "model"},
+)
+def okr_model(context: AssetExecutionContext) -> MaterializeResult:
+    """At-risk model: will a key result end its cycle with score >= 0.7? Trained on closed cycles
+    with the most recent closed cycle as holdout, logged to MLflow and registered as okr_at_risk;
+    the `champion` alias moves only when the new version beats the champion on the same holdout."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from okr_assets.lib.modeling import evaluate, time_split, train_and_select
+
+    warehouse: WarehouseResource = context.resources.warehouse
+    features = warehouse.query("SELECT * FROM okr_ml.okr_features")
+    split = time_split(features)
+    result = train_and_select(split)
+    tracker = context.resources.mlflow
+    data_version = _data_version(pd.concat([split.train, split.holdout])[[*list(FEATURE_COLUMNS), "label"]])
+    tracker.log_params({
+        "model": result.name, "train_cycles": json.dumps(split.train_cycles),
+        "holdout_cycle": split.holdout_cycle, "train_rows": len(split.train),
+        "holdout_rows": len(split.holdout), "features": ",".join(FEATURE_COLUMNS),
+        "training_data_version": data_version, "dagster_run_id": context.run.run_id,
+    })
+    tracker.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items() if k != "rows"})
+    for name, metrics in result.candidates.items():
+        tracker.log_metrics({f"candidate_{name}_{k}": v for k, v in metrics.items() if k != "rows"})
+    for row in result.per_week.itertuples():
+        tracker.log_metrics({"holdout_roc_auc_by_week": row.roc_auc, "holdout_brier_by_week": row.brier,
+                             "holdout_calibration_gap_by_week": row.calibration_gap}, step=int(row.week))
+    tracker.log_dict({"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
+                     "features.json")
+    example = split.holdout[list(FEATURE_COLUMNS)].head(5)
+    signature = infer_signature(example, result.model.predict_proba(example)[:, 1])
+    info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
+                                    registered_model_name=REGISTERED_MODEL)
+    version = str(info.registered_model_version)
+
+    client = mlflow.MlflowClient()
+    champion = _champion(client)
+    new_auc = result.metrics["roc_auc"]
+    champion_auc = None
+    if champion is not None:
+        previous = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
+        champion_auc = evaluate(previous, split.holdout)[0]["roc_auc"]
+    promoted = champion is None or new_auc > champion_auc
+    if promoted:
+        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+    champion_version = version if promoted else str(champion.version)
+    client.set_model_version_tag(REGISTERED_MODEL, version, "holdout_cycle", split.holdout_cycle)
+    client.set_model_version_tag(REGISTERED_MODEL, version, "train_cycles", json.dumps(split.train_cycles))
+    context.log.info(
+        f"trained {result.name} (version {version}): holdout {split.holdout_cycle} ROC-AUC {new_auc:.4f}; "
+        f"champion {'is now' if promoted else 'stays'} version {champion_version}"
+        + (f" (its AUC on the same holdout: {champion_auc:.4f})" if champion_auc is not None else ""))
+    return MaterializeResult(metadata={
+        "model": result.name,
+        "model_version": version,
+        "champion_version": champion_version,
+        "promoted_to_champion": promoted,
+        "holdout_cycle": split.holdout_cycle,
+        "train_cycles": MetadataValue.json(split.train_cycles),
+        "holdout_roc_auc": round(new_auc, 4),
+        "holdout_brier": round(result.metrics["brier"], 4),
+        "holdout_log_loss": round(result.metrics["log_loss"], 4),
+        "champion_roc_auc_on_same_holdout": round(champion_auc, 4) if champion_auc is not None else "n/a",
+        "candidates": markdown_table(pd.DataFrame(result.candidates).T.round(4).reset_index(names="model")),
+        "per_week": markdown_table(result.per_week.round(4), limit=20),
+        "training_data_version": data_version,
+        "mlflow_run_id": mlflow.active_run().info.run_id if mlflow.active_run() else "n/a",
+    })
+
+
+def _load_champion() -> tuple[object, str, list[str]] | None:
+    import mlflow
+
+    from okr_assets.resources.mlflow import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    client = mlflow.MlflowClient()
+    champion = _champion(client)
+    if champion is None:
+        return None
+    model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
+    train_cycles = json.loads(champion.tags.get("train_cycles", "[]"))
+    return model, str(champion.version), train_cycles
+
+
+@asset(
+    name="okr_predictions",
+    deps=[OKR_MODEL, OKR_FEATURES],
+    group_name="ml",
+    owners=OWNERS,
+    kinds={"duckdb", "scikit-learn", "mlflow"},
+    code_version="1",
+    automation_condition=FOLLOW_PARENTS,
+    tags={"layer": "predictions"},
+    metadata={"dagster/column_schema": column_schema(AtRiskPredictions),
+              "dagster/table_name": "okr_ml.okr_predictions"},
+)
+def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """The champion model's risk (probability of ending below 0.7) for every open key result at
+    its latest as-of week, with the model version that produced it; sort by `risk_rank`."""
+    warehouse.setup()
+    champion = _load_champion()
+    features = warehouse.query("SELECT * FROM okr_ml.okr_features WHERE NOT cycle_closed")
+    latest = open_latest(features) if not features.empty else features
+    now = pd.Timestamp.now(tz="UTC")
+    if champion is None or latest.empty:
+        reason = "no champion model registered yet" if champion is None else "no open key results"
+        context.log.warning(f"okr_predictions: {reason}; the table is emptied")
+        warehouse.replace_table("okr_predictions", pd.DataFrame(columns=warehouse.columns("okr_predictions")))
+        return MaterializeResult(metadata={"dagster/row_count": 0, "note": reason})
+    model, version, _ = champion
+    p_reach = model.predict_proba(latest[list(FEATURE_COLUMNS)])[:, 1]
+    out = latest[["key_result_id", "cycle_id", "team_id", "objective_id", "week", "as_of", "progress",
+                  "score"]].copy()
+    out["risk"] = 1.0 - p_reach
+    out["risk_rank"] = out["risk"].rank(ascending=False, method="first").astype("int64")
+    out["model_version"] = version
+    out["predicted_at"] = now
+    out = out.sort_values("risk_rank")
+    warehouse.replace_table("okr_predictions", out)
+    top = out.head(10)[["risk_rank", "key_result_id", "team_id", "week", "score", "risk"]].round(3)
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(out),
+        "model_version": version,
+        "mean_risk": round(float(out["risk"].mean()), 4),
+        "at_risk_over_50pct": int((out["risk"] > 0.5).sum()),
+        "most_at_risk": markdown_table(top),
+    })
+
+
+@asset(
+    name="okr_drift_report",
+    deps=[OKR_FEATURES, OKR_MODEL],
+    group_name="ml",
+    owners=OWNERS,
+    kinds={"duckdb", "scipy", "mlflow"},
+    code_version="1",
+    automation_condition=FOLLOW_PARENTS,
+    required_resource_keys={"mlflow", "warehouse"},
+    tags={"layer": "monitoring"},
+    metadata={"dagster/column_schema": column_schema(DriftReport),
+              "dagster/table_name": "okr_ml.okr_drift_report"},
+)
+def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
+    """Data drift of the latest features window (the open cycle) against the champion's training
+    reference, per feature and on the champion's predicted risk; significant *and* practically
+    large changes only. A detected drift makes okr_retrain_sensor request retraining."""
+    from okr_assets.lib.drift import detect_drift, html_report, markdown_summary
+
+    warehouse: WarehouseResource = context.resources.warehouse
+    warehouse.setup()
+    champion = _load_champion()
+    features = warehouse.query("SELECT * FROM okr_ml.okr_features")
+    current = features[~features["cycle_closed"].astype(bool)]
+    if champion is None or current.empty:
+        reason = "no champion model registered yet" if champion is None else "no open cycle to compare"
+        context.log.warning(f"okr_drift_report: {reason}")
+        warehouse.replace_table("okr_drift_report", pd.DataFrame(columns=warehouse.columns("okr_drift_report")))
+        return MaterializeResult(metadata={"dagster/row_count": 0, "drift_detected": False, "note": reason,
+                                           "summary": MetadataValue.md(f"_No drift report: {reason}._")})
+    model, version, train_cycles = champion
+    # One row per key result on both sides (rows of the same KR at successive weeks are not
+    # independent samples), compared at the same as-of week: the open cycle's latest week.
+    current = open_latest(current)
+    reference = features[features["cycle_id"].isin(train_cycles) & features["week"].isin(current["week"])]
+    reference = reference.assign(predicted_risk=1 - model.predict_proba(reference[list(FEATURE_COLUMNS)])[:, 1])
+    current = current.assign(predicted_risk=1 - model.predict_proba(current[list(FEATURE_COLUMNS)])[:, 1])
+    verdict = detect_drift(reference, current, list(DRIFT_NUMERIC_FEATURES), list(CATEGORICAL_FEATURES),
+                           units=DRIFT_UNITS)
+    ref_label = f"training cycles {', '.join(train_cycles)} of champion v{version} ({len(reference)} rows)"
+    cur_label = f"open cycle(s) {', '.join(sorted(current['cycle_id'].unique()))} ({len(current)} rows)"
+    summary = markdown_summary(verdict, ref_label, cur_label)
+    table = verdict.report.assign(report_at=pd.Timestamp.now(tz="UTC"))
+    warehouse.replace_table("okr_drift_report", table)
+    tracker = context.resources.mlflow
+    tracker.log_text(html_report(verdict, summary), "drift/okr_drift_report.html")
+    tracker.log_metrics({"drift_detected": float(verdict.drift_detected),
+                         "drifted_features": float(len(verdict.drifted_features))})
+    context.log.info(f"drift report: {'DRIFT' if verdict.drift_detected else 'no drift'} "
+                     f"{verdict.drifted_features}; prediction shift {verdict.prediction_shift}")
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(table),
+        "drift_detected": verdict.drift_detected,
+        "drifted_features": MetadataValue.json(verdict.drifted_features),
+        "prediction_shift": bool(verdict.prediction_shift),
+        "likely_to_hurt_model": verdict.harmful,
+        "champion_version": version,
+        "summary": MetadataValue.md(summary),
+    })

@@ -14,6 +14,7 @@ import pytest
 from okr_assets.resources import WarehouseResource
 from okr_assets_tests.conftest import BIN, REPO, checkin, write_csv
 from okr_assets_tests.processes import free_port, graphql, start, stop, wait_until
+from okr_assets_tests.test_definitions import EXPECTED_ASSETS, SENSORS
 
 ASSETS_QUERY = "{ assetNodes { assetKey { path } groupName hasAssetChecks } }"
 SENSORS_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
@@ -44,14 +45,12 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen]]:
 def test_ui_serves_graph_and_sensors_land_dropped_files(dagster_dev: tuple[int, Path, subprocess.Popen]) -> None:
     port, home, proc = dagster_dev
     nodes = graphql(port, ASSETS_QUERY)["assetNodes"]
-    assert {n["assetKey"]["path"][0]: n["groupName"] for n in nodes} == {
-        "okr_raw": "ingestion", "okr_processed": "tables", "okr_rejects": "tables", "okr_curated": "tables"}
-    assert all(n["hasAssetChecks"] for n in nodes)
+    assert {n["assetKey"]["path"][0]: n["groupName"] for n in nodes} == EXPECTED_ASSETS
+    assert all(n["hasAssetChecks"] for n in nodes if n["assetKey"]["path"][0] != "okr_model")
     [repo] = graphql(port, SENSORS_QUERY)["repositoriesOrError"]["nodes"]
-    assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
-        "okr_landing_sensor": "RUNNING", "okr_kafka_sensor": "RUNNING", "okr_refresh_sensor": "RUNNING"}
+    assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == dict.fromkeys(SENSORS, "RUNNING")
     assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
-        "okr_refresh_schedule": "RUNNING"}
+        "okr_refresh_schedule": "RUNNING", "okr_retrain_schedule": "RUNNING"}
 
     # A user drops an export (written under a temporary name, then renamed, like a file copy).
     landing = home / "landing"

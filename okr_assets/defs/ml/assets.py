@@ -138,8 +138,13 @@ def okr_model(context: AssetExecutionContext) -> MaterializeResult:
                      "features.json")
     example = split.holdout[list(FEATURE_COLUMNS)].head(5)
     signature = infer_signature(example, result.model.predict_proba(example)[:, 1])
+    # MLflow stores scikit-learn models with skops, which refuses types it has not been told to
+    # trust; this model was trained by this very step, so its own types are trusted.
+    import skops.io
+
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(result.model))
     info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
-                                    registered_model_name=REGISTERED_MODEL)
+                                    registered_model_name=REGISTERED_MODEL, skops_trusted_types=trusted)
     version = str(info.registered_model_version)
 
     client = mlflow.MlflowClient()

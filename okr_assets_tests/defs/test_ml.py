@@ -1,0 +1,109 @@
+"""The ML assets on a real Dagster instance, a real DuckDB warehouse and a real local MLflow
+tracking store (SQLite + artifact folder under the test's OKR_HOME), verified through MlflowClient."""
+
+import json
+from pathlib import Path
+
+import pytest
+from dagster import SensorResult, build_sensor_context, materialize
+
+from okr_assets.cli import default_as_of
+from okr_assets.defs.ml.automation import okr_retrain_sensor
+from okr_assets.lib.generator import GeneratorConfig, generate, write_dataset
+from okr_assets.resources.mlflow import okr_mlflow, tracking_uri
+from okr_assets_tests.defs.test_assets import ASSETS, metadata
+
+
+def _range(start: str, end: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+@pytest.fixture
+def ml_resources(resources: dict) -> dict:
+    return {**resources, "mlflow": okr_mlflow}
+
+
+def _pipeline(okr_home: Path, resources: dict, instance) -> None:
+    data = generate(GeneratorConfig(seed=4, teams=4, cycles=4, as_of=default_as_of()))
+    write_dataset(data, okr_home / "landing", seed=4)
+    quarters = sorted({c for c in data.ground_truth["cycle_id"]})
+    first_q = f"{quarters[0][:4]}-{3 * (int(quarters[0][-1]) - 1) + 1:02d}-01"
+    last_q = f"{quarters[-1][:4]}-{3 * (int(quarters[-1][-1]) - 1) + 1:02d}-01"
+    warehouse = resources["warehouse"]
+    assert materialize(ASSETS, selection=["okr_raw"], instance=instance, resources=resources).success
+    bounds = warehouse.query("SELECT min(partition_date) lo, max(partition_date) hi FROM okr_raw.okr_raw")
+    days = _range(bounds["lo"][0].strftime("%Y-%m-%d"), bounds["hi"][0].strftime("%Y-%m-%d"))
+    for selection, tags in ((["okr_processed", "okr_rejects"], days),
+                            (["okr_curated"], _range(first_q, last_q)),
+                            (["okr_features"], _range(first_q, last_q))):
+        assert materialize(ASSETS, selection=selection, instance=instance, resources=resources, tags=tags).success
+
+
+def test_train_register_predict_and_report(okr_home: Path, ml_resources: dict, instance) -> None:
+    import mlflow
+
+    _pipeline(okr_home, ml_resources, instance)
+    warehouse = ml_resources["warehouse"]
+    first = materialize(ASSETS, selection=["okr_model", "okr_predictions", "okr_drift_report"],
+                        instance=instance, resources=ml_resources)
+    assert first.success
+    model_meta = metadata(first, "okr_model")
+    assert model_meta["model_version"] == "1" and model_meta["promoted_to_champion"] is True
+    assert model_meta["holdout_roc_auc"] > 0.7
+    assert tracking_uri() == f"sqlite:///{okr_home / 'mlflow.db'}"
+
+    client = mlflow.MlflowClient(tracking_uri())
+    champion = client.get_model_version_by_alias("okr_at_risk", "champion")
+    assert str(champion.version) == "1"
+    run = client.get_run(champion.run_id)
+    assert run.info.status == "FINISHED"  # the wrapper ends the MLflow run with the step
+    assert run.data.params["holdout_cycle"] == model_meta["holdout_cycle"]
+    assert json.loads(run.data.params["train_cycles"]) == model_meta["train_cycles"]
+    assert run.data.params["training_data_version"] == model_meta["training_data_version"]
+    assert abs(run.data.metrics["holdout_roc_auc"] - model_meta["holdout_roc_auc"]) < 1e-3
+    assert {"holdout_brier", "holdout_log_loss"} <= set(run.data.metrics)
+    per_week = client.get_metric_history(run.info.run_id, "holdout_roc_auc_by_week")
+    assert len(per_week) >= 10
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"features.json", "drift"} <= artifacts
+    assert (okr_home / "mlartifacts").is_dir()
+
+    predictions = warehouse.query("SELECT * FROM okr_ml.okr_predictions ORDER BY risk_rank")
+    assert len(predictions) > 0 and (predictions["model_version"] == "1").all()
+    assert predictions["risk"].is_monotonic_decreasing and predictions["risk"].between(0, 1).all()
+    report = metadata(first, "okr_drift_report")
+    assert "drift_detected" in report and "| feature |" in report["summary"]
+    assert all(c.passed for c in first.get_asset_check_evaluations())
+
+    # A worse model (labels of the training cycles inverted) is registered but not promoted.
+    with warehouse.connect() as con:
+        con.execute("UPDATE okr_ml.okr_features SET label = NOT label WHERE cycle_closed AND cycle_id <> ?",
+                    [model_meta["holdout_cycle"]])
+    second = materialize(ASSETS, selection=["okr_model"], instance=instance, resources=ml_resources)
+    worse = metadata(second, "okr_model")
+    assert worse["model_version"] == "2" and worse["promoted_to_champion"] is False
+    assert worse["holdout_roc_auc"] < worse["champion_roc_auc_on_same_holdout"]
+    assert str(client.get_model_version_by_alias("okr_at_risk", "champion").version) == "1"
+
+
+def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dict, instance) -> None:
+    _pipeline(okr_home, ml_resources, instance)
+    # No model yet: the sensor asks for the first training.
+    initial = okr_retrain_sensor(build_sensor_context(instance=instance))
+    assert [r.tags["okr/trigger"] for r in initial.run_requests] == ["initial training"]
+    assert materialize(ASSETS, selection=["okr_model"], instance=instance, resources=ml_resources).success
+    quiet = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=initial.cursor))
+    assert isinstance(quiet, SensorResult) and not quiet.run_requests
+
+    # The open cycle's key results suddenly report much more progress and confidence.
+    with ml_resources["warehouse"].connect() as con:
+        con.execute("UPDATE okr_ml.okr_features SET progress = progress + 1.5, confidence = 10, "
+                    "expected_gap = expected_gap + 1.5 WHERE NOT cycle_closed")
+    drift = materialize(ASSETS, selection=["okr_drift_report"], instance=instance, resources=ml_resources)
+    report = metadata(drift, "okr_drift_report")
+    assert report["drift_detected"] is True and "progress" in report["drifted_features"]
+    result = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=quiet.cursor))
+    [request] = result.run_requests
+    assert request.asset_selection[0].to_user_string() == "okr_model"
+    assert request.tags["okr/trigger"] == "drift" and "progress" in request.tags["okr/drifted_features"]
+    assert json.loads(result.cursor)["drift"] > json.loads(quiet.cursor)["drift"]

@@ -1,0 +1,107 @@
+"""Point-in-time features, the time-based split, training, and drift tests that keep their nerve."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from okr_assets.lib.curation import curate
+from okr_assets.lib.drift import detect_drift, markdown_summary
+from okr_assets.lib.features import FEATURE_COLUMNS, build_features, open_latest
+from okr_assets.lib.generator import GeneratorConfig, generate
+from okr_assets.lib.modeling import time_split, train_and_select
+from okr_assets.lib.validation import split_superseded, validate_checkins
+
+NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def processed() -> pd.DataFrame:
+    data = generate(GeneratorConfig(seed=21, teams=4, cycles=4, as_of=NOW))
+    raw = pd.concat(data.files.values(), ignore_index=True)
+    raw = raw.assign(raw_id=range(1, len(raw) + 1), source="file", source_ref="f.csv:2",
+                     ingested_at=pd.Timestamp(NOW), partition_date=pd.Timestamp(NOW.date()))
+    current, _ = split_superseded(raw, pd.Series(dtype="int64"))
+    return validate_checkins(current, dt.date(2024, 1, 1)).accepted
+
+
+@pytest.fixture(scope="module")
+def features(processed: pd.DataFrame) -> pd.DataFrame:
+    return build_features(processed, curate(processed, NOW.date()), NOW)
+
+
+def test_features_are_point_in_time(processed: pd.DataFrame, features: pd.DataFrame) -> None:
+    labels = curate(processed, NOW.date())
+    kr = processed["key_result_id"].iloc[0]
+    rows = processed[processed["key_result_id"] == kr].sort_values("checkin_at")
+    cut = rows["checkin_at"].iloc[len(rows) // 2]
+    # Rewrite every later check-in of that key result: earlier weeks must not change.
+    changed = processed.copy()
+    later = (changed["key_result_id"] == kr) & (changed["checkin_at"] > cut)
+    changed.loc[later, ["progress", "score", "value"]] = [4.0, 1.0, 999.0]
+    changed.loc[later, "confidence"] = 0
+    again = build_features(changed, labels, NOW)
+    mine = features["key_result_id"] == kr
+    early = mine & (features["as_of"] < cut)
+    assert early.any()
+    pd.testing.assert_frame_equal(features[early].reset_index(drop=True),
+                                  again[(again["key_result_id"] == kr) & (again["as_of"] < cut)].reset_index(drop=True))
+    first_later = rows.loc[rows["checkin_at"] > cut, "checkin_at"].min()
+    late = (again["key_result_id"] == kr) & (again["as_of"] >= first_later)
+    assert late.any() and (again.loc[late, "score"] == 1.0).all()  # the rewrite is seen from then on
+
+
+def test_labels_only_for_closed_cycles(features: pd.DataFrame) -> None:
+    assert features.loc[features["cycle_closed"], "label"].notna().all()
+    assert features.loc[~features["cycle_closed"], "label"].isna().all()
+    assert (features["as_of"] <= pd.Timestamp(NOW)).all()
+    latest = open_latest(features)
+    assert not latest.duplicated(["key_result_id", "cycle_id"]).any() and len(latest) > 0
+
+
+def test_time_split_and_training(features: pd.DataFrame) -> None:
+    split = time_split(features)
+    assert split.holdout_cycle == "2026-Q3"
+    assert max(split.train_cycles) < split.holdout_cycle
+    assert set(split.holdout["cycle_id"]) == {"2026-Q3"} and "2026-Q4" not in set(split.train["cycle_id"])
+    result = train_and_select(split)
+    assert set(result.candidates) == {"logistic_regression", "gradient_boosting"}
+    assert result.metrics["roc_auc"] == max(c["roc_auc"] for c in result.candidates.values())
+    assert 0.7 < result.metrics["roc_auc"] <= 1.0
+    # later weeks know more: the last week ranks far better than the first
+    per_week = result.per_week.set_index("week")["roc_auc"]
+    assert per_week.iloc[-1] > per_week.iloc[0]
+
+
+def test_time_split_needs_two_closed_cycles(features: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="two closed cycles"):
+        time_split(features[features["cycle_id"].isin(["2026-Q3", "2026-Q4"])])
+
+
+def _sample(rng: np.random.Generator, n: int, shift: float = 0.0, share: float = 0.3) -> pd.DataFrame:
+    return pd.DataFrame({"x": rng.normal(shift, 1.0, n), "y": rng.normal(0, 1, n),
+                         "kind": np.where(rng.random(n) < share, "aspirational", "committed")})
+
+
+def test_drift_flags_an_injected_shift_and_not_a_resample() -> None:
+    rng = np.random.default_rng(0)
+    reference = _sample(rng, 2000)
+    same = detect_drift(reference, reference.sample(2000, replace=True, random_state=1), ["x", "y"], ["kind"])
+    assert not same.drift_detected
+    shifted = detect_drift(reference, _sample(rng, 2000, shift=0.5), ["x", "y"], ["kind"])
+    assert shifted.drift_detected and shifted.drifted_features == ["x"]
+    category = detect_drift(reference, _sample(rng, 2000, share=0.45), ["x", "y"], ["kind"])
+    assert category.drifted_features == ["kind"]
+    assert "Drift detected" in markdown_summary(shifted, "ref", "cur")
+
+
+def test_large_samples_do_not_alarm_on_irrelevant_shifts() -> None:
+    rng = np.random.default_rng(1)
+    verdict = detect_drift(_sample(rng, 100_000), _sample(rng, 100_000, shift=0.05), ["x"], ["kind"])
+    row = verdict.report.set_index("feature").loc["x"]
+    assert row["significant"] and not row["practical"] and not verdict.drift_detected
+
+
+def test_feature_columns_have_no_label_leak() -> None:
+    assert "label" not in FEATURE_COLUMNS and "cycle_closed" not in FEATURE_COLUMNS

@@ -18,7 +18,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
 
     rows = {m[0]: int(m[1].replace(",", "")) for m in re.findall(r"^(okr_\w+)\s+([\d,]+) rows$", out, re.M)}
-    assert set(rows) == {"okr_raw", "okr_processed", "okr_rejects", "okr_curated"}
+    assert set(rows) == {"okr_raw", "okr_processed", "okr_rejects", "okr_curated", "okr_features",
+                         "okr_predictions", "okr_drift_report"}
     assert all(n > 0 for n in rows.values()), rows
     accounting = re.search(r"landed ([\d,]+) = accepted ([\d,]+) \+ rejected ([\d,]+) "
                            r"\+ deduplicated ([\d,]+)\s+-> OK", out)
@@ -28,6 +29,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert dedup > 0  # overlapping re-exports
     assert "FAILED" not in out and re.search(r"okr_curated: ok, 1/1 checks passed", out)
     assert len(re.findall(r"^  \w+\s+\d+$", out, re.M)) >= 10  # rejects of many reasons
+    model = re.search(r"^model: \w+ v(\d+), holdout \d{4}-Q\d ROC-AUC ([\d.]+), Brier [\d.]+; "
+                      r"champion version (\d+)$", out, re.M)
+    assert model and float(model.group(2)) > 0.6 and model.group(1) == model.group(3) == "1"
+    assert re.search(r"^drift: (none|DETECTED in .+) \(model output shift: (True|False)\)$", out, re.M)
 
     # Running it again adds to the landing folder without duplicating anything.
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -8,7 +8,7 @@ DAGSTER_PORT ?= 3000
 export OKR_HOME
 export DAGSTER_HOME := $(OKR_HOME)/dagster
 
-.PHONY: run test demo install lint clean-data
+.PHONY: run test demo install lint clean-data mlflow-ui
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -37,6 +37,10 @@ test: install
 ## demo: the same pipeline headless, then a summary
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/okr-assets demo
+
+## mlflow-ui: the MLflow UI on the embedded tracking store (http://127.0.0.1:5000)
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(OKR_HOME)/mlflow.db --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}
 
 lint: install
 	$(BIN)/ruff check okr_assets okr_assets_tests

@@ -12,6 +12,7 @@ from dagster import DagsterInstance, instance_for_test
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
+from okr_assets.resources.mlflow import okr_mlflow
 from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -68,6 +69,8 @@ def resources(okr_home: Path, kafka: KafkaResource) -> dict[str, object]:
                                          quarantine_dir=str(okr_home / "quarantine"),
                                          settle_seconds=0),
         "kafka": kafka,
+        # initialised only by runs that need it: on the test's OKR_HOME (SQLite + artifact folder)
+        "mlflow": okr_mlflow,
     }
 
 

@@ -20,7 +20,8 @@ def _range(start: str, end: str) -> dict[str, str]:
 
 @pytest.fixture
 def ml_resources(resources: dict) -> dict:
-    return {**resources, "mlflow": okr_mlflow}
+    assert resources["mlflow"] is okr_mlflow
+    return resources
 
 
 def _pipeline(okr_home: Path, resources: dict, instance) -> None:

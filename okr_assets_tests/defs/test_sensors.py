@@ -4,7 +4,7 @@ import json
 import os
 from pathlib import Path
 
-from dagster import AssetKey, SensorResult, build_sensor_context, materialize
+from dagster import AssetKey, DagsterRunStatus, SensorResult, build_sensor_context, materialize
 
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.defs.ingestion.sensors import okr_landing_sensor
@@ -88,7 +88,7 @@ def test_refresh_sensor_cascades_exact_partitions(okr_home: Path, resources: dic
                for r in first.run_requests)
     [raw_record] = instance.fetch_materializations(AssetKey("okr_raw"), limit=1).records
     cursor = json.loads(first.cursor)
-    assert cursor == {"raw": raw_record.storage_id, "processed": 0}
+    assert cursor == {"raw": raw_record.storage_id, "processed": 0, "curated": 0}
 
     # Nothing new: nothing requested, cursor unchanged.
     second = _tick(okr_refresh_sensor, instance, first.cursor)
@@ -108,4 +108,26 @@ def test_refresh_sensor_cascades_exact_partitions(okr_home: Path, resources: dic
     assert materialize(ASSETS, selection=["okr_curated"], instance=instance, resources=resources,
                        tags=curate.tags).success
     assert resources["warehouse"].count("okr_curated") == 3
-    assert not _tick(okr_refresh_sensor, instance, third.cursor).run_requests
+    fourth = _tick(okr_refresh_sensor, instance, third.cursor)
+    [features] = fourth.run_requests
+    assert features.asset_selection == [AssetKey("okr_features")]
+    assert features.tags["dagster/asset_partition_range_start"] == "2025-07-01"
+    assert features.tags["okr/lane"] == "refresh:okr_features"
+    assert not _tick(okr_refresh_sensor, instance, fourth.cursor).run_requests
+
+
+def test_refresh_sensor_does_not_queue_what_is_already_waiting(okr_home: Path, resources: dict,
+                                                                instance) -> None:
+    write_csv(okr_home / "landing" / "a.csv", [checkin(1, "2025-07-10"), checkin(2, "2025-07-11")])
+    land(instance, resources)
+    [request] = _tick(okr_refresh_sensor, instance, None).run_requests
+    # The requested run sits in the queue (not started) when more data lands for the same days.
+    from dagster._core.test_utils import create_run_for_test
+
+    create_run_for_test(instance, job_name="__ASSET_JOB", status=DagsterRunStatus.NOT_STARTED, tags=request.tags)
+    cursor = _tick(okr_refresh_sensor, instance, None).cursor
+    write_csv(okr_home / "landing" / "b.csv", [checkin(3, "2025-07-11")])
+    land(instance, resources, ["b.csv"])
+    result = _tick(okr_refresh_sensor, instance, cursor)
+    assert not result.run_requests  # 2025-07-11 is inside the waiting 2025-07-10..11 run
+    assert json.loads(result.cursor)["raw"] > json.loads(cursor)["raw"]

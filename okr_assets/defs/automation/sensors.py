@@ -17,8 +17,11 @@ import json
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -43,18 +46,31 @@ def _json_list(metadata: dict, key: str) -> list[str]:
     return list(data if isinstance(data, list) else json.loads(data))
 
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+REFRESH_TARGET = "okr/refresh_target"
+
+
 def range_request(assets: list[AssetKey], start: str, end: str, run_key: str, reason: str) -> RunRequest:
-    """A run over an inclusive partition key range (one run, thanks to single-run backfill policy)."""
+    """A run over an inclusive partition key range (one run, thanks to single-run backfill policy).
+
+    Each asset has its own lane (``okr/lane``, limited to one run at a time in ``dagster.yaml``), so
+    refreshes of the same partitions apply in the order they were requested."""
+    target = assets[0].to_user_string()
     return RunRequest(
         run_key=run_key,
         asset_selection=assets,
-        tags={
-            "dagster/asset_partition_range_start": start,
-            "dagster/asset_partition_range_end": end,
-            "okr/trigger": reason,
-            "okr/lane": "refresh",
-        },
+        tags={RANGE_START: start, RANGE_END: end, "okr/trigger": reason,
+              "okr/lane": f"refresh:{target}", REFRESH_TARGET: target},
     )
+
+
+def _waiting_ranges(instance: DagsterInstance, target: AssetKey) -> list[tuple[str, str]]:
+    """Partition ranges of refresh runs of ``target`` that are queued and have not started: they
+    will read the newest upstream data when they start, so a new request inside one is redundant."""
+    runs = instance.get_runs(filters=RunsFilter(
+        statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED],
+        tags={REFRESH_TARGET: target.to_user_string()}))
+    return [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in runs if RANGE_START in r.tags]
 
 
 @sensor(
@@ -95,7 +111,13 @@ def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
         if dropped:
             context.log.warning(f"{stage}: partitions outside the partition set ignored: {sorted(dropped)}")
         first, last = records[0].storage_id, records[-1].storage_id
+        waiting = _waiting_ranges(context.instance, targets[0])
+        covered = [(a, b) for a, b in ranges if any(qa <= a and b <= qb for qa, qb in waiting)]
+        if covered:
+            context.log.info(f"{stage}: {len(covered)} range(s) already waiting in the run queue: {covered}")
         for start, end in ranges:
+            if (start, end) in covered:
+                continue
             requests.append(range_request(
                 targets, start, end, run_key=f"{stage}:{first}-{last}:{start}..{end}",
                 reason=f"new {upstream.to_user_string()} materializations {first}-{last}"))

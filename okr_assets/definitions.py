@@ -15,9 +15,21 @@ from okr_assets.defs.ingestion.assets import okr_raw
 from okr_assets.defs.ingestion.checks import okr_raw_schema
 from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
 from okr_assets.defs.ingestion.sensors import okr_landing_sensor
-from okr_assets.defs.ml.assets import okr_drift_report, okr_features, okr_model, okr_predictions
+from okr_assets.defs.ml.assets import (
+    okr_drift_report,
+    okr_features,
+    okr_model,
+    okr_model_performance,
+    okr_predictions,
+)
 from okr_assets.defs.ml.automation import okr_automation_sensor, okr_retrain_schedule, okr_retrain_sensor
-from okr_assets.defs.ml.checks import okr_drift_report_schema, okr_features_schema, okr_predictions_schema
+from okr_assets.defs.ml.checks import (
+    okr_drift_report_schema,
+    okr_features_schema,
+    okr_model_performance_schema,
+    okr_predictions_schema,
+    okr_realised_auc_holds_up,
+)
 from okr_assets.defs.tables.assets import okr_curated, process_checkins
 from okr_assets.defs.tables.checks import okr_curated_schema, okr_processed_schema, okr_rejects_schema
 from okr_assets.resources import build_resources
@@ -27,9 +39,11 @@ defs = Definitions(
         okr_raw,                                                           # group: ingestion
         process_checkins, okr_curated,                                     # group: tables
         okr_features, okr_model, okr_predictions, okr_drift_report,        # group: ml
+        okr_model_performance,
     ],
     asset_checks=[okr_raw_schema, okr_processed_schema, okr_rejects_schema, okr_curated_schema,
-                  okr_features_schema, okr_predictions_schema, okr_drift_report_schema],
+                  okr_features_schema, okr_predictions_schema, okr_drift_report_schema,
+                  okr_model_performance_schema, okr_realised_auc_holds_up],
     sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor, okr_retrain_sensor,
              okr_automation_sensor],
     schedules=[okr_refresh_schedule, okr_retrain_schedule],

@@ -14,12 +14,14 @@ from okr_assets_tests.conftest import BIN, REPO
 EXPECTED_ASSETS = {
     "okr_raw": "ingestion", "okr_processed": "tables", "okr_rejects": "tables", "okr_curated": "tables",
     "okr_features": "ml", "okr_model": "ml", "okr_predictions": "ml", "okr_drift_report": "ml",
+    "okr_model_performance": "ml",
 }
 EXPECTED_CHECKS = {
     ("okr_raw", "okr_raw_schema"), ("okr_processed", "okr_processed_schema"),
     ("okr_rejects", "okr_rejects_schema"), ("okr_curated", "okr_curated_schema"),
     ("okr_features", "okr_features_schema"), ("okr_predictions", "okr_predictions_schema"),
-    ("okr_drift_report", "okr_drift_report_schema"),
+    ("okr_drift_report", "okr_drift_report_schema"), ("okr_model_performance", "okr_model_performance_schema"),
+    ("okr_model_performance", "okr_realised_auc_holds_up"),
 }
 SENSORS = {"okr_landing_sensor", "okr_kafka_sensor", "okr_refresh_sensor", "okr_retrain_sensor",
            "okr_automation_sensor"}

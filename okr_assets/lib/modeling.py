@@ -111,3 +111,27 @@ def train_and_select(split: Split) -> TrainResult:
     model, metrics, per_week = results[best]
     return TrainResult(name=best, model=model, metrics=metrics, per_week=per_week,
                        candidates={n: r[1] for n, r in results.items()})
+
+
+def realised_performance(log: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Quality of served predictions once their cycles closed, per (model_version, week).
+
+    ``log``: key_result_id, cycle_id, week, risk, model_version, holdout_roc_auc (one row per served
+    prediction; the latest one per key result, week and version counts). ``outcomes``:
+    key_result_id, cycle_id, reached_target for closed cycles.
+    """
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    columns = ["model_version", "week", "predictions", "realised_roc_auc", "realised_brier", "holdout_roc_auc"]
+    served = log.sort_values("predicted_at").drop_duplicates(
+        ["key_result_id", "cycle_id", "week", "model_version"], keep="last")
+    joined = served.merge(outcomes.dropna(subset=["reached_target"]), on=["key_result_id", "cycle_id"])
+    rows = []
+    for (version, week), group in joined.groupby(["model_version", "week"]):
+        y = group["reached_target"].astype(bool).to_numpy()
+        p = 1.0 - group["risk"].to_numpy(float)
+        rows.append({"model_version": version, "week": float(week), "predictions": len(group),
+                     "realised_roc_auc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else np.nan,
+                     "realised_brier": float(brier_score_loss(y, p)),
+                     "holdout_roc_auc": float(group["holdout_roc_auc"].iloc[0])})
+    return pd.DataFrame(rows, columns=columns)

@@ -294,6 +294,42 @@ class AtRiskPredictions(pa.DataFrameModel):
         strict = True
 
 
+class PredictionLog(pa.DataFrameModel):
+    """okr_prediction_log: every prediction ever served (append-only), to judge it once cycles close."""
+
+    key_result_id: Series[pd.StringDtype] = _text("Key result.")
+    cycle_id: Series[pd.StringDtype] = _text("OKR cycle.")
+    week: Series[float] = pa.Field(ge=1, le=14, description="As-of week of the prediction.")
+    risk: Series[float] = pa.Field(ge=0, le=1, description="Predicted probability of ending below target.")
+    model_version: Series[pd.StringDtype] = _text("Model version that predicted.")
+    holdout_roc_auc: Series[float] = pa.Field(nullable=True, description="That version's holdout ROC-AUC.")
+    predicted_at: Series[UtcTimestamp] = pa.Field(description="When the prediction was made.")
+
+    class Config:
+        coerce = True
+        strict = True
+
+
+class ModelPerformance(pa.DataFrameModel):
+    """okr_model_performance: realised quality of served predictions, per model version and week."""
+
+    model_version: Series[pd.StringDtype] = _text("Model version.")
+    week: Series[float] = pa.Field(ge=1, le=14, description="As-of week the predictions were made at.")
+    predictions: Series[np.int64] = pa.Field(ge=1, description="Predictions whose cycle has closed.")
+    realised_roc_auc: Series[float] = pa.Field(nullable=True, ge=0, le=1, description="ROC-AUC against outcomes.")
+    realised_brier: Series[float] = pa.Field(ge=0, le=1, description="Brier score against outcomes.")
+    holdout_roc_auc: Series[float] = pa.Field(nullable=True, description="The version's holdout ROC-AUC.")
+    evaluated_at: Series[UtcTimestamp] = pa.Field(description="When this was computed.")
+
+    @pa.dataframe_check(description="(model_version, week) is unique")
+    def one_row_per_version_week(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["model_version", "week"], keep=False)
+
+    class Config:
+        coerce = True
+        strict = True
+
+
 class DriftReport(pa.DataFrameModel):
     """okr_drift_report: one row per tested feature (and the model's predicted risk)."""
 
@@ -326,6 +362,8 @@ TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "okr_features": KeyResultFeatures,
     "okr_predictions": AtRiskPredictions,
     "okr_drift_report": DriftReport,
+    "okr_prediction_log": PredictionLog,
+    "okr_model_performance": ModelPerformance,
 }
 
 

@@ -59,6 +59,8 @@ TABLES: dict[str, Table] = {
     "okr_features": Table("okr_features", "okr_ml", indexes=("cycle_quarter",)),
     "okr_predictions": Table("okr_predictions", "okr_ml"),
     "okr_drift_report": Table("okr_drift_report", "okr_ml"),
+    "okr_prediction_log": Table("okr_prediction_log", "okr_ml", indexes=("key_result_id",)),
+    "okr_model_performance": Table("okr_model_performance", "okr_ml"),
 }
 LANDED_FILES = Table("landed_files", "okr_raw", key=("sha256",))
 LANDED_FILES_COLUMNS: list[tuple[str, str]] = [
@@ -198,6 +200,15 @@ class WarehouseResource(ConfigurableResource):
                 con.execute("ROLLBACK")
                 raise
         return LandResult(inserted=len(returned), touched_partitions={r[0] for r in touched})
+
+    def append(self, table: str, frame: pd.DataFrame) -> None:
+        t = TABLES[table]
+        cols = self.columns(table)
+        collist = ", ".join(_quote(c) for c in cols)
+        with self.connect() as con:
+            con.register("incoming", frame.reindex(columns=cols))
+            con.execute(f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM incoming")
+            con.unregister("incoming")
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Replace every row of an unpartitioned table, in one transaction."""

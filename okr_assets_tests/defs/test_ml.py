@@ -108,3 +108,33 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
     assert request.asset_selection[0].to_user_string() == "okr_model"
     assert request.tags["okr/trigger"] == "drift" and "progress" in request.tags["okr/drifted_features"]
     assert json.loads(result.cursor)["drift"] > json.loads(quiet.cursor)["drift"]
+
+
+def test_realised_performance_of_served_predictions(okr_home: Path, ml_resources: dict, instance) -> None:
+    _pipeline(okr_home, ml_resources, instance)
+    warehouse = ml_resources["warehouse"]
+    assert materialize(ASSETS, selection=["okr_model", "okr_predictions", "okr_model_performance"],
+                       instance=instance, resources=ml_resources).success
+    log = warehouse.query("SELECT * FROM okr_ml.okr_prediction_log")
+    assert len(log) > 30 and (log["model_version"] == "1").all() and log["holdout_roc_auc"].notna().all()
+    assert warehouse.count("okr_model_performance") == 0  # nothing served has closed yet
+
+    def close_open_cycle(reached_when_low_risk: bool) -> dict:
+        with warehouse.connect() as con:  # the open cycle ends with outcomes the model ranked ...
+            con.execute(
+                "UPDATE okr_curated.okr_curated c SET cycle_closed = true, final_score = latest_score, "
+                "reached_target = CASE WHEN p.risk < 0.5 THEN ? ELSE NOT ? END "
+                "FROM okr_ml.okr_predictions p WHERE p.key_result_id = c.key_result_id "
+                "AND p.cycle_id = c.cycle_id", [reached_when_low_risk, reached_when_low_risk])
+        result = materialize(ASSETS, selection=["okr_model_performance"], instance=instance,
+                             resources=ml_resources, raise_on_error=False)
+        return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+    checks = close_open_cycle(reached_when_low_risk=True)  # ... perfectly
+    table = warehouse.query("SELECT * FROM okr_ml.okr_model_performance")
+    assert len(table) == 1 and table["predictions"][0] == len(log) and table["realised_roc_auc"][0] == 1.0
+    assert checks["okr_realised_auc_holds_up"].passed
+    checks = close_open_cycle(reached_when_low_risk=False)  # ... exactly backwards
+    warned = checks["okr_realised_auc_holds_up"]
+    assert not warned.passed and warned.severity.value == "WARN"
+    assert "more than 0.05 below" in warned.description

@@ -30,7 +30,7 @@ from okr_assets.lib.features import (
     build_features,
     open_latest,
 )
-from okr_assets.lib.schemas import AtRiskPredictions, DriftReport, KeyResultFeatures
+from okr_assets.lib.schemas import AtRiskPredictions, DriftReport, KeyResultFeatures, ModelPerformance
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
 
@@ -182,7 +182,7 @@ def okr_model(context: AssetExecutionContext) -> MaterializeResult:
     })
 
 
-def _load_champion() -> tuple[object, str, list[str]] | None:
+def _load_champion() -> tuple[object, str, list[str], float | None] | None:
     import mlflow
 
     from okr_assets.resources.mlflow import tracking_uri
@@ -194,7 +194,8 @@ def _load_champion() -> tuple[object, str, list[str]] | None:
         return None
     model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
     train_cycles = json.loads(champion.tags.get("train_cycles", "[]"))
-    return model, str(champion.version), train_cycles
+    holdout_auc = client.get_run(champion.run_id).data.metrics.get("holdout_roc_auc") if champion.run_id else None
+    return model, str(champion.version), train_cycles, holdout_auc
 
 
 @asset(
@@ -222,7 +223,7 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
         context.log.warning(f"okr_predictions: {reason}; the table is emptied")
         warehouse.replace_table("okr_predictions", pd.DataFrame(columns=warehouse.columns("okr_predictions")))
         return MaterializeResult(metadata={"dagster/row_count": 0, "note": reason})
-    model, version, _ = champion
+    model, version, _, holdout_auc = champion
     p_reach = model.predict_proba(latest[list(FEATURE_COLUMNS)])[:, 1]
     out = latest[["key_result_id", "cycle_id", "team_id", "objective_id", "week", "as_of", "progress",
                   "score"]].copy()
@@ -232,6 +233,8 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
     out["predicted_at"] = now
     out = out.sort_values("risk_rank")
     warehouse.replace_table("okr_predictions", out)
+    # Every served prediction is kept, so okr_model_performance can judge it once the cycle closes.
+    warehouse.append("okr_prediction_log", out.assign(holdout_roc_auc=holdout_auc))
     top = out.head(10)[["risk_rank", "key_result_id", "team_id", "week", "score", "risk"]].round(3)
     return MaterializeResult(metadata={
         "dagster/row_count": len(out),
@@ -272,7 +275,7 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
         warehouse.replace_table("okr_drift_report", pd.DataFrame(columns=warehouse.columns("okr_drift_report")))
         return MaterializeResult(metadata={"dagster/row_count": 0, "drift_detected": False, "note": reason,
                                            "summary": MetadataValue.md(f"_No drift report: {reason}._")})
-    model, version, train_cycles = champion
+    model, version, train_cycles, _ = champion
     # One row per key result on both sides (rows of the same KR at successive weeks are not
     # independent samples), compared at the same as-of week: the open cycle's latest week.
     current = open_latest(current)
@@ -300,4 +303,37 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
         "likely_to_hurt_model": verdict.harmful,
         "champion_version": version,
         "summary": MetadataValue.md(summary),
+    })
+
+
+@asset(
+    name="okr_model_performance",
+    deps=[AssetKey("okr_predictions"), AssetKey("okr_curated")],
+    group_name="ml",
+    owners=OWNERS,
+    kinds={"duckdb", "scikit-learn"},
+    code_version="1",
+    automation_condition=FOLLOW_PARENTS,
+    tags={"layer": "monitoring"},
+    metadata={"dagster/column_schema": column_schema(ModelPerformance),
+              "dagster/table_name": "okr_ml.okr_model_performance"},
+)
+def okr_model_performance(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """How the served predictions turned out: once a cycle closes, the realised ROC-AUC and Brier
+    score of the predictions each model version made for it, per as-of week, next to the version's
+    holdout ROC-AUC (a check warns when reality falls more than 0.05 below it)."""
+    from okr_assets.lib.modeling import realised_performance
+
+    warehouse.setup()
+    log = warehouse.query("SELECT * FROM okr_ml.okr_prediction_log")
+    outcomes = warehouse.query("SELECT key_result_id, cycle_id, reached_target FROM okr_curated.okr_curated "
+                               "WHERE cycle_closed")
+    table = realised_performance(log, outcomes).assign(evaluated_at=pd.Timestamp.now(tz="UTC"))
+    warehouse.replace_table("okr_model_performance", table)
+    context.log.info(f"okr_model_performance: {len(table)} (version, week) rows from {len(log)} served predictions")
+    return MaterializeResult(metadata={
+        "dagster/row_count": len(table),
+        "served_predictions": len(log),
+        "judged_predictions": int(table["predictions"].sum()) if len(table) else 0,
+        "by_version_and_week": markdown_table(table.drop(columns="evaluated_at").round(4), limit=30),
     })

@@ -35,10 +35,11 @@ okr_retrain_schedule = ScheduleDefinition(
 # so it is visible, named and on in every deployment.
 okr_automation_sensor = AutomationConditionSensorDefinition(
     "okr_automation_sensor",
-    target=AssetSelection.assets("okr_predictions", "okr_drift_report"),
+    target=AssetSelection.assets("okr_predictions", "okr_drift_report", "okr_model_performance"),
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Refreshes okr_predictions and okr_drift_report when features or the model change.",
+    description="Refreshes okr_predictions, okr_drift_report and okr_model_performance when their "
+                "parents (features, model, curated outcomes) change.",
 )
 
 

@@ -1,11 +1,24 @@
 """Asset checks on the ML tables, from their Pandera models."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
 from okr_assets.defs.checking import pandera_check_result
+from okr_assets.defs.metadata import markdown_table
 from okr_assets.defs.tables.checks import _check
-from okr_assets.lib.schemas import AtRiskPredictions, DriftReport, KeyResultFeatures
+from okr_assets.lib.schemas import AtRiskPredictions, DriftReport, KeyResultFeatures, ModelPerformance
 from okr_assets.resources import WarehouseResource
+
+AUC_TOLERANCE = 0.05
+MIN_JUDGED = 30  # fewer closed predictions say little about a version's ROC-AUC
+
+
+@asset_check(asset=AssetKey("okr_model_performance"), blocking=False, name="okr_model_performance_schema",
+             description="One row per (model version, week); AUC and Brier in [0, 1].")
+def okr_model_performance_schema(context: AssetCheckExecutionContext,
+                                 warehouse: WarehouseResource) -> AssetCheckResult:
+    warehouse.setup()
+    frame = warehouse.query("SELECT * FROM okr_ml.okr_model_performance")
+    return pandera_check_result(ModelPerformance, frame, "all of okr_model_performance")
 
 
 @asset_check(asset=AssetKey("okr_features"), blocking=True, name="okr_features_schema",
@@ -28,3 +41,28 @@ def okr_drift_report_schema(context: AssetCheckExecutionContext, warehouse: Ware
     warehouse.setup()
     frame = warehouse.query("SELECT * FROM okr_ml.okr_drift_report")
     return pandera_check_result(DriftReport, frame, "all of okr_drift_report")
+
+
+@asset_check(asset=AssetKey("okr_model_performance"), blocking=False, name="okr_realised_auc_holds_up",
+             description="Warns when a model version's realised ROC-AUC (closed cycles, all weeks pooled) "
+                         "falls more than 0.05 below its holdout ROC-AUC.")
+def okr_realised_auc_holds_up(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    from okr_assets.lib.modeling import realised_performance
+
+    warehouse.setup()
+    log = warehouse.query("SELECT * FROM okr_ml.okr_prediction_log")
+    outcomes = warehouse.query("SELECT key_result_id, cycle_id, reached_target FROM okr_curated.okr_curated "
+                               "WHERE cycle_closed")
+    pooled = realised_performance(log.assign(week=0.0), outcomes)
+    judged = pooled[(pooled["predictions"] >= MIN_JUDGED) & pooled["realised_roc_auc"].notna()
+                    & pooled["holdout_roc_auc"].notna()]
+    worse = judged[judged["realised_roc_auc"] < judged["holdout_roc_auc"] - AUC_TOLERANCE]
+    return AssetCheckResult(
+        passed=worse.empty,
+        severity=AssetCheckSeverity.WARN,
+        description=("realised ROC-AUC within 0.05 of holdout for every judged version" if worse.empty else
+                     f"model version(s) {', '.join(worse['model_version'])} realise ROC-AUC more than "
+                     f"{AUC_TOLERANCE} below their holdout ROC-AUC"),
+        metadata={"versions_judged": len(judged),
+                  "pooled": markdown_table(pooled.drop(columns="week").round(4))},
+    )

@@ -96,18 +96,31 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
     quiet = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=initial.cursor))
     assert isinstance(quiet, SensorResult) and not quiet.run_requests
 
-    # The open cycle's key results suddenly report much more progress and confidence.
-    with ml_resources["warehouse"].connect() as con:
-        con.execute("UPDATE okr_ml.okr_features SET progress = progress + 1.5, confidence = 10, "
-                    "expected_gap = expected_gap + 1.5 WHERE NOT cycle_closed")
+    # The open cycle's key results suddenly report much more progress and confidence, and the
+    # features are rebuilt from that new data.
+    warehouse = ml_resources["warehouse"]
+    with warehouse.connect() as con:
+        con.execute("UPDATE okr_processed.okr_processed SET progress = progress + 1.5, "
+                    "score = least(greatest(progress + 1.5, 0), 1), confidence = 10 WHERE cycle_end >= current_date")
+    quarter = warehouse.query("SELECT max(cycle_quarter) AS q FROM okr_ml.okr_features")["q"][0].strftime("%Y-%m-%d")
+    assert materialize(ASSETS, selection=["okr_features"], instance=instance, resources=ml_resources,
+                       partition_key=quarter).success
     drift = materialize(ASSETS, selection=["okr_drift_report"], instance=instance, resources=ml_resources)
     report = metadata(drift, "okr_drift_report")
     assert report["drift_detected"] is True and "progress" in report["drifted_features"]
+    assert report["likely_to_hurt_model"] is True  # the champion's predicted risk moved too
     result = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=quiet.cursor))
     [request] = result.run_requests
     assert request.asset_selection[0].to_user_string() == "okr_model"
     assert request.tags["okr/trigger"] == "drift" and "progress" in request.tags["okr/drifted_features"]
     assert json.loads(result.cursor)["drift"] > json.loads(quiet.cursor)["drift"]
+
+    # Retrained on those features; the drift persists, but retraining again on the same features
+    # cannot help: no retraining loop.
+    assert materialize(ASSETS, selection=["okr_model", "okr_drift_report"], instance=instance,
+                       resources=ml_resources).success
+    again = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=result.cursor))
+    assert not again.run_requests and "already retrained" in again.skip_reason.skip_message
 
 
 def test_realised_performance_of_served_predictions(okr_home: Path, ml_resources: dict, instance) -> None:

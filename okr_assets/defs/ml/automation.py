@@ -7,6 +7,7 @@ from dagster import (
     AssetRecordsFilter,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterInstance,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -43,6 +44,15 @@ okr_automation_sensor = AutomationConditionSensorDefinition(
 )
 
 
+def _latest_storage_id(instance: DagsterInstance, key: AssetKey) -> int:
+    records = instance.fetch_materializations(key, limit=1).records
+    return records[0].storage_id if records else 0
+
+
+def _new_features_since_training(instance: DagsterInstance) -> bool:
+    return _latest_storage_id(instance, OKR_FEATURES) > _latest_storage_id(instance, OKR_MODEL)
+
+
 def _flag(metadata: dict, key: str) -> bool:
     value = metadata.get(key)
     return bool(getattr(value, "value", value))
@@ -66,17 +76,24 @@ def okr_retrain_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     drifted = [r for r in records if _flag(r.asset_materialization.metadata, "drift_detected")]
     if records:
         cursor["drift"] = records[-1].storage_id
+    reason = "no significant drift in new drift reports"
+    if drifted and not _new_features_since_training(instance):
+        # Retraining on the features the model already saw cannot fix the drift; wait for new data
+        # (otherwise drift -> retrain -> drift report -> retrain would loop).
+        reason = "drift persists, but the model was already retrained on the current features"
+        drifted = []
     if drifted:
         last = drifted[-1]
         features = getattr(last.asset_materialization.metadata.get("drifted_features"), "data", [])
         requests.append(RunRequest(run_key=f"drift:{last.storage_id}", asset_selection=[OKR_MODEL],
                                    tags={"okr/trigger": "drift", "okr/drifted_features": ",".join(features)[:200]}))
-    elif instance.get_latest_materialization_event(OKR_MODEL) is None:
+    if not drifted and instance.get_latest_materialization_event(OKR_MODEL) is None:
         first = instance.fetch_materializations(OKR_FEATURES, limit=1).records
         if first:
             requests.append(RunRequest(run_key=f"initial:{first[0].storage_id}", asset_selection=[OKR_MODEL],
                                        tags={"okr/trigger": "initial training"}))
+        else:
+            reason = "no model yet, and no okr_features to train on yet"
     if not requests:
-        return SensorResult(skip_reason=SkipReason("no significant drift and a model exists"),
-                            cursor=json.dumps(cursor))
+        return SensorResult(skip_reason=SkipReason(reason), cursor=json.dumps(cursor))
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor))

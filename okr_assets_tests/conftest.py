@@ -22,6 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 
 
+@pytest.fixture(autouse=True)
+def _isolate_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the environment; without this, one
+    test's store would leak into the next test (and its subprocesses). Empty means "the default
+    store under OKR_HOME"; monkeypatch removes whatever the test left behind."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+
+
 @pytest.fixture
 def okr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "okr"

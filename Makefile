@@ -8,7 +8,7 @@ DAGSTER_PORT ?= 3000
 export OKR_HOME
 export DAGSTER_HOME := $(OKR_HOME)/dagster
 
-.PHONY: run test demo install lint clean-data mlflow-ui
+.PHONY: run test demo install lint clean-data mlflow-ui bench-model bench-drift
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -31,7 +31,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 
 ## test: install if needed and run the whole test suite
 test: install
-	$(BIN)/ruff check okr_assets okr_assets_tests
+	$(BIN)/ruff check okr_assets okr_assets_tests benchmarks
 	$(BIN)/python -m pytest
 
 ## demo: the same pipeline headless, then a summary
@@ -41,6 +41,14 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 ## mlflow-ui: the MLflow UI on the embedded tracking store (http://127.0.0.1:5000)
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(OKR_HOME)/mlflow.db --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}
+
+## bench-model: model quality against the Bayes-optimal and oracle predictors (one JSON line)
+bench-model: install
+	$(BIN)/python -m benchmarks.model_quality
+
+## bench-drift: drift detector false-alarm and detection rates (one JSON line)
+bench-drift: install
+	$(BIN)/python -m benchmarks.drift_quality
 
 lint: install
 	$(BIN)/ruff check okr_assets okr_assets_tests

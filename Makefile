@@ -51,7 +51,7 @@ bench-drift: install
 	$(BIN)/python -m benchmarks.drift_quality
 
 lint: install
-	$(BIN)/ruff check okr_assets okr_assets_tests
+	$(BIN)/ruff check okr_assets okr_assets_tests benchmarks
 
 ## clean-data: delete $(OKR_HOME) (warehouse, landing, Dagster runs)
 clean-data:

@@ -172,60 +172,58 @@ class WarehouseResource(ConfigurableResource):
         frame = rows.reset_index(drop=True).reindex(columns=cols)
         frame["_rn"] = range(1, len(frame) + 1)
         collist = ", ".join(_quote(c) for c in cols)
+        with self.transaction() as con:
+            con.register("incoming", frame)
+            returned = con.execute(
+                f"INSERT INTO {t.qualified} ({collist}, raw_id) "
+                f"SELECT {collist}, (SELECT coalesce(max(raw_id), 0) FROM {t.qualified}) + _rn "
+                f"FROM incoming ORDER BY _rn ON CONFLICT DO NOTHING "
+                f"RETURNING raw_id, partition_date, checkin_id"
+            ).df()
+            con.unregister("incoming")
+            con.register("returned", returned)
+            touched = con.execute(
+                f"SELECT DISTINCT strftime(partition_date, '%Y-%m-%d') FROM {t.qualified} "
+                "WHERE raw_id IN (SELECT raw_id FROM returned) OR trim(checkin_id) IN "
+                "(SELECT trim(checkin_id) FROM returned WHERE checkin_id IS NOT NULL)"
+            ).fetchall()
+            con.unregister("returned")
+            if file_sha256:
+                con.execute(
+                    f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) "
+                    f"ON CONFLICT DO NOTHING",
+                    [file_sha256, file_name, len(returned), run_id])
+        return LandResult(inserted=len(returned), touched_partitions={r[0] for r in touched})
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed on success, rolled back on any error."""
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                con.register("incoming", frame)
-                returned = con.execute(
-                    f"INSERT INTO {t.qualified} ({collist}, raw_id) "
-                    f"SELECT {collist}, (SELECT coalesce(max(raw_id), 0) FROM {t.qualified}) + _rn "
-                    f"FROM incoming ORDER BY _rn ON CONFLICT DO NOTHING "
-                    f"RETURNING raw_id, partition_date, checkin_id"
-                ).df()
-                con.unregister("incoming")
-                con.register("returned", returned)
-                touched = con.execute(
-                    f"SELECT DISTINCT strftime(partition_date, '%Y-%m-%d') FROM {t.qualified} "
-                    "WHERE raw_id IN (SELECT raw_id FROM returned) OR trim(checkin_id) IN "
-                    "(SELECT trim(checkin_id) FROM returned WHERE checkin_id IS NOT NULL)"
-                ).fetchall()
-                con.unregister("returned")
-                if file_sha256:
-                    con.execute(
-                        f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) "
-                        f"ON CONFLICT DO NOTHING",
-                        [file_sha256, file_name, len(returned), run_id])
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LandResult(inserted=len(returned), touched_partitions={r[0] for r in touched})
 
-    def append(self, table: str, frame: pd.DataFrame) -> None:
-        t = TABLES[table]
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+        """Bulk-insert a frame (one INSERT ... SELECT over the registered frame, no per-row calls)."""
         cols = self.columns(table)
         collist = ", ".join(_quote(c) for c in cols)
-        with self.connect() as con:
-            con.register("incoming", frame.reindex(columns=cols))
-            con.execute(f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM incoming")
-            con.unregister("incoming")
+        con.register("incoming", frame.reindex(columns=cols))
+        con.execute(f"INSERT INTO {TABLES[table].qualified} ({collist}) SELECT {collist} FROM incoming")
+        con.unregister("incoming")
+
+    def append(self, table: str, frame: pd.DataFrame) -> None:
+        with self.transaction() as con:
+            self._insert(con, table, frame)
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Replace every row of an unpartitioned table, in one transaction."""
-        t = TABLES[table]
-        cols = self.columns(table)
-        collist = ", ".join(_quote(c) for c in cols)
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"DELETE FROM {t.qualified}")
-                con.register("incoming", frame.reindex(columns=cols))
-                con.execute(f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM incoming")
-                con.unregister("incoming")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.transaction() as con:
+            con.execute(f"DELETE FROM {TABLES[table].qualified}")
+            self._insert(con, table, frame)
 
     def file_landed(self, sha256: str) -> bool:
         with self.connect() as con:
@@ -237,23 +235,11 @@ class WarehouseResource(ConfigurableResource):
                        tables: Sequence[tuple[str, str, pd.DataFrame]]) -> None:
         """For each (table, column, frame): replace rows with ``start <= column < end`` by
         ``frame``. All tables change in one transaction, so a crash leaves the old rows intact."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for table, column, frame in tables:
-                    t = TABLES[table]
-                    cols = self.columns(table)
-                    collist = ", ".join(_quote(c) for c in cols)
-                    con.execute(
-                        f"DELETE FROM {t.qualified} WHERE {_quote(column)} >= ? AND {_quote(column)} < ?",
-                        [start, end])
-                    con.register("incoming", frame.reindex(columns=cols))
-                    con.execute(f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM incoming")
-                    con.unregister("incoming")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.transaction() as con:
+            for table, column, frame in tables:
+                con.execute(f"DELETE FROM {TABLES[table].qualified} "
+                            f"WHERE {_quote(column)} >= ? AND {_quote(column)} < ?", [start, end])
+                self._insert(con, table, frame)
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:

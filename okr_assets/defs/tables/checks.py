@@ -25,12 +25,12 @@ from okr_assets.resources.warehouse import TABLES
 
 
 def _scoped_rows(
-    context: AssetCheckExecutionContext, warehouse: WarehouseResource, table: str, column: str
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, table: str, column: str | None
 ) -> tuple[pd.DataFrame, str]:
-    """Rows of the run's partition range, or the whole table when the run has none."""
+    """Rows of the run's partition range, or the whole table when the run (or table) has none."""
     warehouse.setup()
     ctx = context.op_execution_context
-    if ctx.has_partition_key_range or ctx.has_partition_key:
+    if column is not None and (ctx.has_partition_key_range or ctx.has_partition_key):
         window = ctx.partition_time_window
         start, end = window.start.date(), window.end.date()
         label = f"{table} {start} .. {end - dt.timedelta(days=1)}"
@@ -38,9 +38,9 @@ def _scoped_rows(
     return warehouse.query(f"SELECT * FROM {TABLES[table].qualified}"), f"all of {table}"
 
 
-def _check(
+def check_table(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource,
-    table: str, column: str, model: type[pa.DataFrameModel],
+    table: str, column: str | None, model: type[pa.DataFrameModel],
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
 ) -> AssetCheckResult:
     frame, scope = _scoped_rows(context, warehouse, table, column)
@@ -51,13 +51,13 @@ def _check(
              description="Types, enums, ranges, unique checkin_id, score = clip(progress), "
                          "direction consistent with targets (ProcessedCheckins).")
 def okr_processed_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return _check(context, warehouse, "okr_processed", "checkin_date", ProcessedCheckins)
+    return check_table(context, warehouse, "okr_processed", "checkin_date", ProcessedCheckins)
 
 
 @asset_check(asset=AssetKey("okr_rejects"), blocking=False, name="okr_rejects_schema",
              description="Every reject has a known reason code, a message and lineage (RejectedCheckins).")
 def okr_rejects_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return _check(context, warehouse, "okr_rejects", "partition_date", RejectedCheckins,
+    return check_table(context, warehouse, "okr_rejects", "partition_date", RejectedCheckins,
                   AssetCheckSeverity.WARN)
 
 
@@ -65,4 +65,4 @@ def okr_rejects_schema(context: AssetCheckExecutionContext, warehouse: Warehouse
              description="One row per (key result, cycle); scores in range; final score only for "
                          "closed cycles (CuratedKeyResults).")
 def okr_curated_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return _check(context, warehouse, "okr_curated", "cycle_quarter", CuratedKeyResults)
+    return check_table(context, warehouse, "okr_curated", "cycle_quarter", CuratedKeyResults)

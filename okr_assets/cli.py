@@ -19,9 +19,29 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     paths = write_dataset(data, out, seed=args.seed)
     rows = sum(len(f) for f in data.files.values())
+    truth = [f"okr_ground_truth_s{args.seed}.json"]
+    if args.reference_probabilities:
+        truth.append(_write_reference_probabilities(data, out, args.seed).name)
     print(f"wrote {len(paths)} CSV file(s), {rows} rows, to {out} "
-          f"(ground truth: okr_ground_truth_s{args.seed}.json, never read by the pipeline)")
+          f"(ground truth, never read by the pipeline: {', '.join(truth)})")
     return 0
+
+
+def _write_reference_probabilities(data: object, out: Path, seed: int) -> Path:
+    """Per key result and as-of week: the oracle and the Bayes-optimal probability of reaching
+    the target, next to the CSVs (JSON lines, not *.csv, so the landing sensor ignores it)."""
+    from okr_assets.lib.bayes import observed_checkins, reference_probabilities
+    from okr_assets.lib.curation import curate
+    from okr_assets.lib.features import build_features
+
+    checkins = observed_checkins(data)
+    features = build_features(checkins, curate(checkins, data.as_of.date()), data.as_of)
+    probabilities = reference_probabilities(data, features, checkins)
+    path = out / f"okr_reference_probabilities_s{seed}.jsonl"
+    tmp = path.with_name("." + path.name + ".tmp")
+    probabilities.to_json(tmp, orient="records", lines=True)
+    tmp.replace(path)
+    return path
 
 
 def default_as_of() -> dt.datetime:
@@ -88,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="folder to add the CSV files to")
     gen.add_argument("--as-of", default=None, help="RFC 3339 time of the export (default: now, floored to the hour)")
     gen.add_argument("--files-per-cycle", type=int, default=3)
+    gen.add_argument("--reference-probabilities", action=argparse.BooleanOptionalAction, default=True,
+                     help="also write the oracle and Bayes-optimal probability per key result and week")
     gen.set_defaults(func=_generate)
 
     demo = sub.add_parser("demo", help="generate into the landing folder, materialize everything, "

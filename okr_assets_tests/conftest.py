@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary OKR_HOME with a real DuckDB warehouse and a real Dagster instance."""
+"""Shared fixtures: a temporary OKR_HOME, a real warehouse (embedded DuckDB and PostgreSQL), a real
+Kafka-protocol broker and a real Dagster instance."""
 
 import os
 import uuid
@@ -13,6 +14,7 @@ from dagster import DagsterInstance, instance_for_test
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
 from okr_assets.resources.mlflow import okr_mlflow
+from okr_assets_tests.postgres import PostgresServer, postgres_server
 from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
 
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -59,6 +61,41 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(proc)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session: OKR_TEST_POSTGRES_URL, else a throw-away cluster."""
+    server = postgres_server()
+    try:
+        running = server.__enter__()
+    except Exception as exc:  # the suite needs a real server: fail loudly, never skip
+        pytest.fail(f"PostgreSQL could not be started for the tests: {exc}\n"
+                    "Install PostgreSQL (Debian: apt-get install postgresql) or point "
+                    "OKR_TEST_POSTGRES_URL at a server whose role may create databases.", pytrace=False)
+    try:
+        yield running
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_db(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; its name is yielded."""
+    name = postgres.create_database()
+    try:
+        yield name
+    finally:
+        postgres.drop_database(name)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, okr_home: Path) -> str:
+    """Every warehouse-backed test runs against the embedded DuckDB file and a real PostgreSQL."""
+    if request.param == "duckdb":
+        return f"duckdb:///{okr_home / 'warehouse.duckdb'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.url(request.getfixturevalue("postgres_db"))
+
+
 @pytest.fixture
 def kafka(kafka_bootstrap: str) -> KafkaResource:
     """Fresh topics per test on the shared broker."""
@@ -70,9 +107,9 @@ def kafka(kafka_bootstrap: str) -> KafkaResource:
 
 
 @pytest.fixture
-def resources(okr_home: Path, kafka: KafkaResource) -> dict[str, object]:
+def resources(okr_home: Path, kafka: KafkaResource, warehouse_url: str) -> dict[str, object]:
     return {
-        "warehouse": WarehouseResource(url=f"duckdb:///{okr_home / 'warehouse.duckdb'}"),
+        "warehouse": WarehouseResource(url=warehouse_url),
         "landing": LandingFolderResource(landing_dir=str(okr_home / "landing"),
                                          quarantine_dir=str(okr_home / "quarantine"),
                                          settle_seconds=0),

@@ -61,6 +61,8 @@ TABLES: dict[str, Table] = {
     "okr_drift_report": Table("okr_drift_report", "okr_ml"),
     "okr_prediction_log": Table("okr_prediction_log", "okr_ml", indexes=("key_result_id",)),
     "okr_model_performance": Table("okr_model_performance", "okr_ml"),
+    # Operational tables (alerts) live apart from the data layers.
+    "okr_alerts": Table("okr_alerts", "okr_ops", key=("alert_id",), indexes=("raised_at",)),
 }
 LANDED_FILES = Table("landed_files", "okr_raw", key=("sha256",))
 LANDED_FILES_COLUMNS: list[tuple[str, str]] = [

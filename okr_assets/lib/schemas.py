@@ -354,6 +354,28 @@ class DriftReport(pa.DataFrameModel):
         strict = True
 
 
+ALERT_KINDS = ("run_failure", "check_failure", "drift", "freshness")
+
+
+class Alerts(pa.DataFrameModel):
+    """okr_alerts: every alert raised, whether or not a webhook is configured or reachable."""
+
+    alert_id: Series[pd.StringDtype] = pa.Field(unique=True, description="Stable id: an alert is raised once.")
+    kind: Series[pd.StringDtype] = pa.Field(isin=ALERT_KINDS, description="What happened.")
+    severity: Series[pd.StringDtype] = pa.Field(isin=("warning", "error"), description="warning or error.")
+    asset_key: Series[pd.StringDtype] = pa.Field(nullable=True, description="Asset concerned, if any.")
+    run_id: Series[pd.StringDtype] = pa.Field(nullable=True, description="Dagster run concerned, if any.")
+    summary: Series[pd.StringDtype] = _text("One-line human summary.")
+    details: Series[pd.StringDtype] = pa.Field(nullable=True, description="JSON with the specifics.")
+    raised_at: Series[UtcTimestamp] = pa.Field(description="When the alert was raised.")
+    webhook_status: Series[pd.StringDtype] = pa.Field(
+        nullable=True, description="Webhook delivery: delivered, failed: <reason>, or null (no webhook).")
+
+    class Config:
+        coerce = True
+        strict = True
+
+
 TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "okr_raw": RawCheckins,
     "okr_processed": ProcessedCheckins,
@@ -364,6 +386,7 @@ TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "okr_drift_report": DriftReport,
     "okr_prediction_log": PredictionLog,
     "okr_model_performance": ModelPerformance,
+    "okr_alerts": Alerts,
 }
 
 

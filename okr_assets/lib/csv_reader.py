@@ -23,6 +23,12 @@ ROW_COLUMNS: tuple[str, ...] = (*CHECKIN_COLUMNS, "extra", "line", "landing_erro
 RAW_PAYLOAD_LIMIT = 2000
 
 
+def payload_preview(data: bytes) -> str:
+    """The first RAW_PAYLOAD_LIMIT bytes as storable text: undecodable bytes and NUL (which
+    PostgreSQL text cannot hold) both become U+FFFD."""
+    return data[:RAW_PAYLOAD_LIMIT].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
 class UnreadableFileError(ValueError):
     """The file cannot be read as a check-in CSV at all; it goes to quarantine."""
 

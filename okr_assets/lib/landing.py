@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
-from okr_assets.lib.csv_reader import RAW_PAYLOAD_LIMIT, ParsedCsv
+from okr_assets.lib.csv_reader import ParsedCsv, payload_preview
 from okr_assets.lib.messages import parse_message
 from okr_assets.lib.routing import route_partition_dates
 
@@ -51,7 +51,7 @@ def unreadable_file_row(
         partition_date=ingested_at.tz_convert(None).normalize(),
         landing_error=code,
         landing_error_message=f"{file_name}: {message}",
-        raw_payload=data[:RAW_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+        raw_payload=payload_preview(data),
         extra=None,
         run_id=run_id,
     )

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS, RejectReason
-from okr_assets.lib.csv_reader import RAW_PAYLOAD_LIMIT
+from okr_assets.lib.csv_reader import payload_preview
 
 SCHEMA_VERSIONS: frozenset[str] = frozenset({"1.0"})
 ENVELOPE_FIELDS: tuple[str, ...] = ("schema_version", "event_id", "produced_at")
@@ -41,7 +41,7 @@ def _error(code: RejectReason, message: str, payload: bytes | None) -> dict[str,
         extra=None,
         landing_error=code.value,
         landing_error_message=message,
-        raw_payload=(payload or b"")[:RAW_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+        raw_payload=payload_preview(payload or b""),
     )
     return row
 
@@ -81,6 +81,9 @@ def parse_message(payload: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BY
                       f"produced_at {body.get('produced_at')!r} is not an RFC 3339 timestamp", payload)
 
     row: dict[str, Any] = {c: _text(body.get(c)) for c in CHECKIN_COLUMNS}
+    with_nul = [c for c, v in row.items() if v is not None and "\x00" in v]
+    if with_nul:  # valid JSON ("\u0000"), but no warehouse text column can hold it
+        return _error(RejectReason.NUL_CHARACTER, f"field(s) {', '.join(with_nul)} contain U+0000", payload)
     extras = {k: v for k, v in body.items() if k not in CHECKIN_COLUMNS}
     row.update(
         extra=json.dumps(extras, ensure_ascii=False, sort_keys=True),

@@ -1,33 +1,35 @@
-"""The warehouse: where the four tables live, behind one Dagster resource.
+"""The warehouse: where the tables live, behind one Dagster resource.
 
-Embedded default: one DuckDB file under ``$OKR_HOME``. DuckDB is columnar and loads a pandas
-frame with one ``INSERT ... SELECT`` (no per-row round trips), which keeps landing and partition
-rewrites fast on a laptop; SQLite would need row-wise inserts. DuckDB allows one writing process
-at a time, so every operation opens a short-lived connection and retries while another run holds
-the lock (runs are also serialised per lane by tag concurrency limits in ``dagster.yaml``).
+Two engines, chosen by ``OKR_WAREHOUSE_URL``:
+- embedded default, ``duckdb:///<path>`` under ``$OKR_HOME``: columnar, loads a pandas frame with
+  one ``INSERT ... SELECT`` (no per-row round trips); one writing process at a time, so runs are
+  also serialised per lane by tag concurrency limits in the embedded instance config;
+- deployments, ``postgresql://user:password@host:port/db``: bulk loads with ``COPY``, concurrent
+  landing made safe by a unique key, ``ON CONFLICT DO NOTHING`` and a per-table write lock.
 
-Tables are grouped in schemas by layer (``okr_raw``, ``okr_processed``, ``okr_curated``) with
-DDL derived from the Pandera models, so the stored shape cannot drift from the checked shape.
+Tables are grouped in schemas by layer (``okr_raw``, ``okr_processed``, ``okr_curated``, plus
+``okr_ml`` and ``okr_ops``) with DDL derived from the Pandera models, so the stored shape cannot
+drift from the checked shape. Every write that replaces rows (a partition range, a whole table) is
+one transaction: delete and load commit together or not at all. Values always travel as query
+parameters or through COPY/registered frames, never inside SQL text; identifiers come from the
+registry below and are quoted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from okr_assets.lib.schemas import TABLE_MODELS, sql_columns
-
-if TYPE_CHECKING:
-    import duckdb
+from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, PostgresBackend, quote
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Table:
 
     @property
     def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
+        return f"{quote(self.schema)}.{quote(self.name)}"
 
 
 TABLES: dict[str, Table] = {
@@ -71,73 +73,70 @@ LANDED_FILES_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def _quote(identifier: str) -> str:
-    """Quote an SQL identifier; identifiers come from our own table registry, never from data."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 class WarehouseResource(ConfigurableResource):
-    """SQL warehouse holding okr_raw, okr_processed, okr_rejects and okr_curated.
+    """SQL warehouse holding okr_raw, okr_processed, okr_rejects, okr_curated and the ML tables.
 
-    ``url`` is ``duckdb:///<path>`` for the embedded database (default under ``$OKR_HOME``).
+    ``url``: ``duckdb:///<path>`` (embedded default under ``$OKR_HOME``) or
+    ``postgresql://user:password@host:port/database`` (deployments; schemas created on first use).
     """
 
-    url: str = Field(description="duckdb:///<path> (embedded default). Set via OKR_WAREHOUSE_URL.")
+    url: str = Field(description="duckdb:///<path> or postgresql://user:password@host:port/db. "
+                                 "Set via OKR_WAREHOUSE_URL.")
     lock_timeout_seconds: float = Field(
         default=300.0, description="How long to wait for another run's write lock on the embedded DB.")
 
     # -- connections -------------------------------------------------------------------------
 
     @property
-    def duckdb_path(self) -> Path:
-        if not self.url.startswith("duckdb:///"):
-            raise ValueError(
-                f"unsupported warehouse URL scheme in {self.url.split('://')[0]!r}://...: "
-                "this version supports duckdb:///<path> (PostgreSQL support is tracked in issue 5)"
-            )
-        return Path(self.url.removeprefix("duckdb:///"))
+    def backend(self) -> Backend:
+        scheme = self.url.split("://", 1)[0].lower()
+        if scheme == "duckdb":
+            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), self.lock_timeout_seconds)
+        if scheme in {"postgresql", "postgres", "postgresql+psycopg2"}:
+            return PostgresBackend(self.url)
+        raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: "
+                         "use duckdb:///<path> or postgresql://user:password@host:port/database")
+
+    @property
+    def engine(self) -> str:
+        """``duckdb`` or ``postgres`` (shown in asset metadata and logs; never the URL)."""
+        return self.backend.name
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        import duckdb
-
-        path = self.duckdb_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(path))
-                break
-            except duckdb.IOException as exc:  # another process holds the write lock
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        try:
-            con.execute("SET TimeZone = 'UTC'")
+    def connect(self) -> Iterator[Any]:
+        with self.backend.connect() as con:
             yield con
-        finally:
-            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A connection inside one transaction: committed on success, rolled back on any error."""
+        backend = self.backend
+        with backend.connect() as con:
+            backend.execute(con, "BEGIN")
+            try:
+                yield con
+                backend.execute(con, "COMMIT")
+            except BaseException:
+                backend.execute(con, "ROLLBACK")
+                raise
 
     # -- schema --------------------------------------------------------------------------------
 
     def setup(self) -> None:
         """Create schemas, tables and indexes if missing (idempotent)."""
-        with self.connect() as con:
+        backend = self.backend
+        with backend.connect() as con:
             for table in (*TABLES.values(), LANDED_FILES):
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(table.schema)}")
+                backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
                 columns = (LANDED_FILES_COLUMNS if table is LANDED_FILES
                            else sql_columns(TABLE_MODELS[table.name]))
-                ddl = ", ".join(f"{_quote(c)} {t}" for c, t in columns)
+                ddl = ", ".join(f"{quote(c)} {t}" for c, t in columns)
                 if table.key:
-                    ddl += f", PRIMARY KEY ({', '.join(_quote(k) for k in table.key)})"
-                con.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({ddl})")
+                    ddl += f", PRIMARY KEY ({', '.join(quote(k) for k in table.key)})"
+                backend.execute(con, f"CREATE TABLE IF NOT EXISTS {table.qualified} ({ddl})")
                 for col in table.indexes:
-                    con.execute(
-                        f"CREATE INDEX IF NOT EXISTS {_quote(f'{table.name}_{col}_idx')} "
-                        f"ON {table.qualified} ({_quote(col)})"
-                    )
+                    backend.execute(con, f"CREATE INDEX IF NOT EXISTS {quote(f'{table.name}_{col}_idx')} "
+                                         f"ON {table.qualified} ({quote(col)})")
 
     def columns(self, table: str) -> list[str]:
         return [c for c, _ in sql_columns(TABLE_MODELS[table])]
@@ -146,19 +145,29 @@ class WarehouseResource(ConfigurableResource):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run a parameterised query (``?`` placeholders) and return a DataFrame."""
-        with self.connect() as con:
-            return _normalise(con.execute(sql, list(params)).df())
+        backend = self.backend
+        with backend.connect() as con:
+            return _normalise(backend.fetch(con, sql, params))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one parameterised statement (``?`` placeholders) in its own transaction."""
+        backend = self.backend
+        with backend.connect() as con:
+            backend.execute(con, sql, params)
 
     def read_range(self, table: str, column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Rows of ``table`` with ``start <= column < end``."""
         t = TABLES[table]
         return self.query(
-            f"SELECT * FROM {t.qualified} WHERE {_quote(column)} >= ? AND {_quote(column)} < ? "
+            f"SELECT * FROM {t.qualified} WHERE {quote(column)} >= ? AND {quote(column)} < ? "
             f"ORDER BY 1", [start, end])
 
     def count(self, table: str) -> int:
-        with self.connect() as con:
-            return int(con.execute(f"SELECT count(*) FROM {TABLES[table].qualified}").fetchone()[0])
+        return int(self.query(f"SELECT count(*) AS n FROM {TABLES[table].qualified}").iloc[0, 0])
+
+    def file_landed(self, sha256: str) -> bool:
+        found = self.query(f"SELECT 1 AS hit FROM {LANDED_FILES.qualified} WHERE sha256 = ?", [sha256])
+        return len(found) > 0
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -167,85 +176,84 @@ class WarehouseResource(ConfigurableResource):
         """Append rows to okr_raw, skipping any whose ``source_key`` already landed.
 
         ``raw_id`` is assigned in row order after the current maximum, inside the write
-        transaction, so it orders versions of a check-in by ingestion.
+        transaction (which holds the table's write lock), so it orders versions of a check-in by
+        ingestion even when two landing runs commit at the same time.
         """
         t = TABLES["okr_raw"]
-        cols = [c for c in self.columns("okr_raw") if c != "raw_id"]
+        types = [(c, sql) for c, sql in sql_columns(TABLE_MODELS["okr_raw"]) if c != "raw_id"]
+        cols = [c for c, _ in types]
         frame = rows.reset_index(drop=True).reindex(columns=cols)
         frame["_rn"] = range(1, len(frame) + 1)
-        collist = ", ".join(_quote(c) for c in cols)
+        collist = ", ".join(quote(c) for c in cols)
+        backend = self.backend
         with self.transaction() as con:
-            con.register("incoming", frame)
-            returned = con.execute(
+            backend.lock_exclusive_writes(con, t.qualified)
+            backend.stage(con, "okr_incoming", frame, [*types, ("_rn", "BIGINT")])
+            returned = backend.fetch(
+                con,
                 f"INSERT INTO {t.qualified} ({collist}, raw_id) "
                 f"SELECT {collist}, (SELECT coalesce(max(raw_id), 0) FROM {t.qualified}) + _rn "
-                f"FROM incoming ORDER BY _rn ON CONFLICT DO NOTHING "
-                f"RETURNING raw_id, partition_date, checkin_id"
-            ).df()
-            con.unregister("incoming")
-            con.register("returned", returned)
-            touched = con.execute(
-                f"SELECT DISTINCT strftime(partition_date, '%Y-%m-%d') FROM {t.qualified} "
-                "WHERE raw_id IN (SELECT raw_id FROM returned) OR trim(checkin_id) IN "
-                "(SELECT trim(checkin_id) FROM returned WHERE checkin_id IS NOT NULL)"
-            ).fetchall()
-            con.unregister("returned")
+                f"FROM okr_incoming ORDER BY _rn ON CONFLICT DO NOTHING "
+                f"RETURNING raw_id, partition_date, checkin_id")
+            backend.unstage(con, "okr_incoming")
+            # Partitions holding older versions of the landed check-ins change too.
+            backend.stage(con, "okr_returned", returned[["checkin_id"]], [("checkin_id", "TEXT")])
+            older = backend.fetch(
+                con,
+                f"SELECT DISTINCT partition_date FROM {t.qualified} WHERE trim(checkin_id) IN "
+                "(SELECT trim(checkin_id) FROM okr_returned WHERE checkin_id IS NOT NULL)")
+            backend.unstage(con, "okr_returned")
             if file_sha256:
-                con.execute(
-                    f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) "
-                    f"ON CONFLICT DO NOTHING",
+                backend.execute(
+                    con, f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) ON CONFLICT DO NOTHING",
                     [file_sha256, file_name, len(returned), run_id])
-        return LandResult(inserted=len(returned), touched_partitions={r[0] for r in touched})
-
-    @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside one transaction: committed on success, rolled back on any error."""
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-
-    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-        """Bulk-insert a frame (one INSERT ... SELECT over the registered frame, no per-row calls)."""
-        cols = self.columns(table)
-        collist = ", ".join(_quote(c) for c in cols)
-        con.register("incoming", frame.reindex(columns=cols))
-        con.execute(f"INSERT INTO {TABLES[table].qualified} ({collist}) SELECT {collist} FROM incoming")
-        con.unregister("incoming")
+        touched = {_day(d) for d in pd.concat([returned["partition_date"], older["partition_date"]]).dropna()}
+        return LandResult(inserted=len(returned), touched_partitions=touched)
 
     def append(self, table: str, frame: pd.DataFrame) -> None:
         with self.transaction() as con:
-            self._insert(con, table, frame)
+            self.backend.load(con, TABLES[table].qualified, self.columns(table), frame)
+
+    def append_new(self, table: str, frame: pd.DataFrame) -> int:
+        """Append the rows whose unique key is not in ``table`` yet; returns how many were new.
+        Safe under concurrent writers (unique key + ``ON CONFLICT DO NOTHING``)."""
+        t = TABLES[table]
+        types = sql_columns(TABLE_MODELS[table])
+        collist = ", ".join(quote(c) for c, _ in types)
+        backend = self.backend
+        with self.transaction() as con:
+            backend.stage(con, "okr_incoming", frame, types)
+            inserted = backend.fetch(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} "
+                                          f"FROM okr_incoming ON CONFLICT DO NOTHING RETURNING 1 AS hit")
+            backend.unstage(con, "okr_incoming")
+        return len(inserted)
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Replace every row of an unpartitioned table, in one transaction."""
+        backend = self.backend
         with self.transaction() as con:
-            con.execute(f"DELETE FROM {TABLES[table].qualified}")
-            self._insert(con, table, frame)
-
-    def file_landed(self, sha256: str) -> bool:
-        with self.connect() as con:
-            row = con.execute(
-                f"SELECT 1 FROM {LANDED_FILES.qualified} WHERE sha256 = ?", [sha256]).fetchone()
-        return row is not None
+            backend.execute(con, f"DELETE FROM {TABLES[table].qualified}")
+            backend.load(con, TABLES[table].qualified, self.columns(table), frame)
 
     def replace_ranges(self, start: dt.date, end: dt.date,
                        tables: Sequence[tuple[str, str, pd.DataFrame]]) -> None:
         """For each (table, column, frame): replace rows with ``start <= column < end`` by
         ``frame``. All tables change in one transaction, so a crash leaves the old rows intact."""
+        backend = self.backend
         with self.transaction() as con:
             for table, column, frame in tables:
-                con.execute(f"DELETE FROM {TABLES[table].qualified} "
-                            f"WHERE {_quote(column)} >= ? AND {_quote(column)} < ?", [start, end])
-                self._insert(con, table, frame)
+                qualified = TABLES[table].qualified
+                backend.execute(con, f"DELETE FROM {qualified} WHERE {quote(column)} >= ? AND {quote(column)} < ?",
+                                [start, end])
+                backend.load(con, qualified, self.columns(table), frame)
+
+
+def _day(value: object) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Make DuckDB's result types match the Pandera models (text as ``string``)."""
+    """Make result types match the Pandera models (text as ``string``) on both engines."""
     for col in frame.columns:
         if frame[col].dtype == object:
             frame[col] = frame[col].astype("string")

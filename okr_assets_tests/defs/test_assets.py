@@ -130,9 +130,9 @@ def test_rematerializing_a_partition_replaces_exactly_that_partition(okr_home: P
     land(instance, resources)
     assert process(instance, resources).success
     warehouse = resources["warehouse"]
-    with warehouse.connect() as con:  # simulate drift in two partitions
-        con.execute("DELETE FROM okr_processed.okr_processed WHERE checkin_date IN "
-                    "('2025-07-10', '2025-07-12')")
+    # simulate drift in two partitions
+    warehouse.execute("DELETE FROM okr_processed.okr_processed WHERE checkin_date IN "
+                      "('2025-07-10', '2025-07-12')")
     result = process(instance, resources, {"dagster/asset_partition_range_start": "2025-07-12",
                                            "dagster/asset_partition_range_end": "2025-07-12"})
     assert result.success
@@ -147,8 +147,7 @@ def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict
     land(instance, resources)
     assert process(instance, resources).success
     # Someone edits the warehouse by hand: a score that no longer matches its progress.
-    with resources["warehouse"].connect() as con:
-        con.execute("UPDATE okr_processed.okr_processed SET score = 0.99 WHERE checkin_id = 'c1'")
+    resources["warehouse"].execute("UPDATE okr_processed.okr_processed SET score = 0.99 WHERE checkin_id = 'c1'")
     # Re-check the stored partition and curate downstream in one run: the check blocks.
     selection = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema")) \
         | AssetSelection.assets("okr_curated")

@@ -77,9 +77,8 @@ def test_train_register_predict_and_report(okr_home: Path, ml_resources: dict, i
     assert all(c.passed for c in first.get_asset_check_evaluations())
 
     # A worse model (labels of the training cycles inverted) is registered but not promoted.
-    with warehouse.connect() as con:
-        con.execute("UPDATE okr_ml.okr_features SET label = NOT label WHERE cycle_closed AND cycle_id <> ?",
-                    [model_meta["holdout_cycle"]])
+    warehouse.execute("UPDATE okr_ml.okr_features SET label = NOT label WHERE cycle_closed AND cycle_id <> ?",
+                      [model_meta["holdout_cycle"]])
     second = materialize(ASSETS, selection=["okr_model"], instance=instance, resources=ml_resources)
     worse = metadata(second, "okr_model")
     assert worse["model_version"] == "2" and worse["promoted_to_champion"] is False
@@ -99,9 +98,9 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
     # The open cycle's key results suddenly report much more progress and confidence, and the
     # features are rebuilt from that new data.
     warehouse = ml_resources["warehouse"]
-    with warehouse.connect() as con:
-        con.execute("UPDATE okr_processed.okr_processed SET progress = progress + 1.5, "
-                    "score = least(greatest(progress + 1.5, 0), 1), confidence = 10 WHERE cycle_end >= current_date")
+    warehouse.execute("UPDATE okr_processed.okr_processed SET progress = progress + 1.5, "
+                      "score = least(greatest(progress + 1.5, 0), 1), confidence = 10 "
+                      "WHERE cycle_end >= current_date")
     quarter = warehouse.query("SELECT max(cycle_quarter) AS q FROM okr_ml.okr_features")["q"][0].strftime("%Y-%m-%d")
     assert materialize(ASSETS, selection=["okr_features"], instance=instance, resources=ml_resources,
                        partition_key=quarter).success
@@ -133,12 +132,12 @@ def test_realised_performance_of_served_predictions(okr_home: Path, ml_resources
     assert warehouse.count("okr_model_performance") == 0  # nothing served has closed yet
 
     def close_open_cycle(reached_when_low_risk: bool) -> dict:
-        with warehouse.connect() as con:  # the open cycle ends with outcomes the model ranked ...
-            con.execute(
-                "UPDATE okr_curated.okr_curated c SET cycle_closed = true, final_score = latest_score, "
-                "reached_target = CASE WHEN p.risk < 0.5 THEN ? ELSE NOT ? END "
-                "FROM okr_ml.okr_predictions p WHERE p.key_result_id = c.key_result_id "
-                "AND p.cycle_id = c.cycle_id", [reached_when_low_risk, reached_when_low_risk])
+        # the open cycle ends with outcomes the model ranked ...
+        warehouse.execute(
+            "UPDATE okr_curated.okr_curated c SET cycle_closed = true, final_score = latest_score, "
+            "reached_target = CASE WHEN p.risk < 0.5 THEN ? ELSE NOT ? END "
+            "FROM okr_ml.okr_predictions p WHERE p.key_result_id = c.key_result_id "
+            "AND p.cycle_id = c.cycle_id", [reached_when_low_risk, reached_when_low_risk])
         result = materialize(ASSETS, selection=["okr_model_performance"], instance=instance,
                              resources=ml_resources, raise_on_error=False)
         return {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -41,10 +41,12 @@ def test_json_types_become_contract_text() -> None:
         (b'{"schema_version": "1.0", "event_id": "nope"}', "invalid_envelope", "UUID"),
         (json.dumps({"schema_version": "1.0", "event_id": EVENT, "produced_at": "soon"}).encode(),
          "invalid_envelope", "produced_at"),
+        (json.dumps({"schema_version": "1.0", "event_id": EVENT, "produced_at": "2025-07-10T10:00:01Z",
+                     "comment": "a\u0000b"}).encode(), "nul_character", "comment"),
     ],
 )
 def test_bad_messages(payload: bytes | None, reason: str, fragment: str) -> None:
     row = parse_message(payload)
     assert row["landing_error"] == reason
     assert fragment in row["landing_error_message"]
-    assert len(row["raw_payload"]) <= 2000
+    assert len(row["raw_payload"]) <= 2000 and "\x00" not in row["raw_payload"]

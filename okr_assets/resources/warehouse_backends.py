@@ -1,0 +1,247 @@
+"""The two SQL engines behind the warehouse: embedded DuckDB and PostgreSQL.
+
+Everything engine-specific lives here, so ``warehouse.py`` states *what* happens to the tables
+(land, replace a range, read) once, in SQL both engines accept. A backend knows how to connect,
+how to run a query with ``?`` placeholders, how to bulk-load a DataFrame and how to make a
+frame visible to SQL as a table for the duration of a statement.
+"""
+
+import contextlib
+import io
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+
+
+def quote(identifier: str) -> str:
+    """Quote an SQL identifier. Identifiers come from our own table registry, never from data,
+    and are quoted anyway so a name can never be read as SQL."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class Backend(Protocol):
+    name: str
+
+    def connect(self) -> contextlib.AbstractContextManager[Any]: ...
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def fetch(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+    def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None: ...
+    def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None: ...
+    def unstage(self, con: Any, name: str) -> None: ...
+    def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
+
+
+# -- DuckDB ----------------------------------------------------------------------------------------
+
+
+class DuckDBBackend:
+    """One DuckDB file. DuckDB allows one writing process at a time: every operation opens a
+    short-lived connection and retries while another run holds the file lock."""
+
+    name = "duckdb"
+
+    def __init__(self, path: Path, lock_timeout_seconds: float) -> None:
+        self.path = path
+        self.lock_timeout_seconds = lock_timeout_seconds
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        import duckdb
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:  # another process holds the write lock
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
+        con.execute(sql, list(params))
+
+    def fetch(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return con.execute(sql, list(params)).df()
+
+    def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
+        # One INSERT ... SELECT over the registered frame: DuckDB scans pandas memory directly.
+        collist = ", ".join(quote(c) for c in columns)
+        con.register("_okr_load", frame.reindex(columns=columns))
+        try:
+            con.execute(f"INSERT INTO {qualified} ({collist}) SELECT {collist} FROM _okr_load")
+        finally:
+            con.unregister("_okr_load")
+
+    def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None:
+        con.register(name, frame.reindex(columns=[c for c, _ in types]))
+
+    def unstage(self, con: Any, name: str) -> None:
+        con.unregister(name)
+
+    def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
+        """Nothing to do: DuckDB has a single writer per file."""
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+# Result column type OIDs (pg_type) that need converting to match DuckDB's frames.
+_INT_OIDS = {20, 21, 23}
+_FLOAT_OIDS = {700, 701, 1700}
+_BOOL_OID = 16
+_DATE_OID = 1082
+_TIMESTAMP_OID = 1114
+_TIMESTAMPTZ_OID = 1184
+
+
+def to_pyformat(sql: str) -> str:
+    """Translate ``?`` placeholders to psycopg2's ``%s`` (and escape literal ``%``), leaving
+    quoted literals and identifiers alone, so the same SQL text runs on both engines."""
+    out: list[str] = []
+    quote_char: str | None = None
+    for ch in sql:
+        if quote_char:
+            if ch == quote_char:
+                quote_char = None
+        elif ch in "'\"":
+            quote_char = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+def _copy_field(series: pd.Series) -> pd.Series:
+    """One column as PostgreSQL COPY text-format fields: ``\\N`` for null, backslash escapes."""
+    missing = series.isna()
+    if pd.api.types.is_datetime64_any_dtype(series):
+        tz = getattr(series.dt, "tz", None)
+        fmt = "%Y-%m-%d %H:%M:%S.%f+00" if tz is not None else "%Y-%m-%d %H:%M:%S.%f"
+        values = (series.dt.tz_convert("UTC") if tz is not None else series).dt.strftime(fmt)
+    elif pd.api.types.is_bool_dtype(series):
+        values = series.map({True: "t", False: "f"})
+    elif pd.api.types.is_float_dtype(series):
+        values = series.astype("float64").map(repr)  # repr round-trips exactly; 'inf'/'nan' parse
+    elif pd.api.types.is_integer_dtype(series):
+        values = series.astype("object").map(lambda v: "" if pd.isna(v) else str(int(v)))
+    else:
+        values = series.astype("object").map(lambda v: "" if v is None or v is pd.NA else str(v))
+        values = (values.str.replace("\\", "\\\\", regex=False).str.replace("\t", "\\t", regex=False)
+                  .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False))
+    return values.astype("object").where(~missing, "\\N")
+
+
+def copy_text(frame: pd.DataFrame) -> io.StringIO:
+    """Serialise a frame for ``COPY ... FROM STDIN`` (text format). Written by hand because
+    pandas' CSV writer cannot tell a null from an empty string in its output."""
+    buffer = io.StringIO()
+    if len(frame):
+        fields = [_copy_field(frame[c]) for c in frame.columns]
+        lines = fields[0].str.cat(fields[1:], sep="\t") if len(fields) > 1 else fields[0]
+        buffer.write("\n".join(lines.tolist()))
+        buffer.write("\n")
+    buffer.seek(0)
+    return buffer
+
+
+def _column(values: list[Any], type_code: int) -> pd.Series | np.ndarray | list[Any]:
+    has_null = any(v is None for v in values)
+    if type_code in _INT_OIDS:
+        return pd.array(values, dtype="Int64") if has_null else np.array(values, dtype="int64")
+    if type_code in _FLOAT_OIDS:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+    if type_code == _BOOL_OID:
+        return pd.array(values, dtype="boolean") if has_null else np.array(values, dtype="bool")
+    if type_code == _DATE_OID:
+        return pd.to_datetime(pd.Series(values, dtype="object"))
+    if type_code == _TIMESTAMPTZ_OID:
+        return pd.to_datetime(pd.Series(values, dtype="object"), utc=True)
+    if type_code == _TIMESTAMP_OID:
+        return pd.to_datetime(pd.Series(values, dtype="object"))
+    return values
+
+
+class PostgresBackend:
+    """A PostgreSQL database over psycopg2. Bulk loads use ``COPY``; each operation has its own
+    connection (runs are separate processes, and a pool would outlive them)."""
+
+    name = "postgres"
+
+    def __init__(self, url: str, connect_timeout_seconds: int = 10) -> None:
+        parts = urlsplit(url)
+        self._dsn = {
+            "host": parts.hostname or "127.0.0.1",
+            "port": parts.port or 5432,
+            "user": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "dbname": unquote(parts.path.lstrip("/")),
+            "connect_timeout": connect_timeout_seconds,
+            "application_name": "okr_assets",
+        }
+        self.display = f"postgresql://{parts.hostname}:{parts.port or 5432}/{self._dsn['dbname']}"  # no password
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        import psycopg2
+
+        try:
+            con = psycopg2.connect(**self._dsn)
+        except psycopg2.OperationalError as exc:
+            # The message names the server, never the password.
+            raise ConnectionError(f"cannot connect to the warehouse at {self.display}: {exc}".strip()) from None
+        con.autocommit = True  # transactions are explicit (BEGIN/COMMIT), as on DuckDB
+        try:
+            with con.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
+        with con.cursor() as cur:
+            cur.execute(to_pyformat(sql), tuple(params))
+
+    def fetch(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with con.cursor() as cur:
+            cur.execute(to_pyformat(sql), tuple(params))
+            rows = cur.fetchall()
+            description = cur.description
+        names = [d.name for d in description]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        return pd.DataFrame({name: _column(list(col), d.type_code)
+                             for name, col, d in zip(names, columns, description, strict=True)}, columns=names)
+
+    def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
+        collist = ", ".join(quote(c) for c in columns)
+        with con.cursor() as cur:
+            cur.copy_expert(f"COPY {qualified} ({collist}) FROM STDIN", copy_text(frame.reindex(columns=columns)))
+
+    def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None:
+        ddl = ", ".join(f"{quote(c)} {t}" for c, t in types)
+        with con.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE {quote(name)} ({ddl}) ON COMMIT DROP")
+        self.load(con, quote(name), [c for c, _ in types], frame)
+
+    def unstage(self, con: Any, name: str) -> None:
+        with con.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+
+    def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
+        """Serialise writers of one table until the transaction ends (readers are not blocked),
+        so ids assigned as ``max + n`` stay unique and ordered under concurrent runs."""
+        with con.cursor() as cur:
+            cur.execute(f"LOCK TABLE {qualified} IN SHARE ROW EXCLUSIVE MODE")

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from okr_assets_tests.processes import free_port
@@ -34,7 +35,7 @@ class PostgresServer:
     def url(self, database: str, scheme: str = "postgresql") -> str:
         return f"{scheme}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
 
-    def _admin(self):  # noqa: ANN202 - psycopg2 connection
+    def _admin(self) -> Any:  # a psycopg2 connection
         import psycopg2
 
         con = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,

@@ -1,0 +1,161 @@
+"""The warehouse resource on both engines (embedded DuckDB and a real PostgreSQL): values survive
+the bulk-load path exactly, concurrent landing adds nothing twice, and a writer killed in the
+middle of replacing a partition leaves the old partition intact."""
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from okr_assets.lib.contract import CHECKIN_COLUMNS
+from okr_assets.resources import WarehouseResource
+from okr_assets.resources.warehouse_backends import to_pyformat
+
+TRICKY_TEXT = ["plain", "", None, "tab\there", "new\nline", "back\\slash \\N", 'quote "q" \'s\'',
+               "ünïcødé ✓ 🚀", "  spaced  ", "semi;colon,comma", "\\.", "percent % and ? mark"]
+
+
+def _raw_rows(keys: range, tag: str = "x") -> pd.DataFrame:
+    now = pd.Timestamp("2025-07-10T12:00:00Z")
+    rows = []
+    for k in keys:
+        row: dict[str, object] = dict.fromkeys(CHECKIN_COLUMNS)
+        row.update(checkin_id=f"c{k}", comment=TRICKY_TEXT[k % len(TRICKY_TEXT)], value=str(k),
+                   source="kafka", source_ref=f"t/0/{k}", source_key=f"kafka:t:0:{k}",
+                   ingested_at=now, partition_date=pd.Timestamp("2025-07-10"), run_id=tag)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_pyformat_translation_leaves_literals_alone() -> None:
+    assert to_pyformat("SELECT * FROM t WHERE a = ? AND b = '?' AND c LIKE 'x%'") == \
+        "SELECT * FROM t WHERE a = %s AND b = '?' AND c LIKE 'x%%'"
+    assert to_pyformat('SELECT "we?ird" FROM t WHERE d = ?') == 'SELECT "we?ird" FROM t WHERE d = %s'
+
+
+def test_unsupported_url_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="duckdb:///<path> or postgresql://"):
+        _ = WarehouseResource(url="mysql://x@y/z").backend
+
+
+def test_unreachable_postgres_names_the_server_but_not_the_password() -> None:
+    warehouse = WarehouseResource(url="postgresql://okr:s3cret-pw@127.0.0.1:1/okr")
+    with pytest.raises(ConnectionError) as error:
+        warehouse.setup()
+    assert "127.0.0.1:1/okr" in str(error.value) and "s3cret-pw" not in str(error.value)
+
+
+def test_values_survive_the_bulk_load_exactly(warehouse_url: str) -> None:
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    frame = _raw_rows(range(1, 25))
+    result = warehouse.land_raw(frame, run_id="r1")
+    assert result.inserted == 24 and result.touched_partitions == {"2025-07-10"}
+    back = warehouse.query("SELECT * FROM okr_raw.okr_raw ORDER BY raw_id")
+    assert back["raw_id"].tolist() == list(range(1, 25))
+    expected = [None if v is None else v for v in frame["comment"]]
+    assert [None if pd.isna(v) else v for v in back["comment"]] == expected  # '' stays '', null stays null
+    assert back["ingested_at"].dt.tz is not None and (back["ingested_at"] == frame["ingested_at"]).all()
+    assert back["partition_date"].dt.strftime("%Y-%m-%d").unique().tolist() == ["2025-07-10"]
+    # Parameters, not string building: a value that looks like SQL is just a value.
+    evil = "x'); DROP TABLE okr_raw.okr_raw; --"
+    assert warehouse.query("SELECT count(*) AS n FROM okr_raw.okr_raw WHERE comment = ?", [evil])["n"][0] == 0
+    assert warehouse.count("okr_raw") == 24
+
+
+def test_landing_the_same_rows_again_adds_nothing(warehouse_url: str) -> None:
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    assert warehouse.land_raw(_raw_rows(range(10))).inserted == 10
+    again = warehouse.land_raw(_raw_rows(range(5, 15)))
+    assert again.inserted == 5 and warehouse.count("okr_raw") == 15
+
+
+_LAND_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from okr_assets.resources import WarehouseResource
+    from okr_assets_tests.resources.test_warehouse import _raw_rows
+    url, start, stop, tag, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+    frames = [_raw_rows(range(i, min(i + 500, stop)), tag) for i in range(start, stop, 500)]
+    time.sleep(max(0.0, go - time.time()))  # both writers start together
+    warehouse = WarehouseResource(url=url)
+    print(sum(warehouse.land_raw(f, run_id=tag).inserted for f in frames))
+""")
+
+
+def test_two_concurrent_landings_add_every_row_once(warehouse_url: str, tmp_path: Path) -> None:
+    """Two processes land overlapping batches at the same moment (as two landing runs over the
+    same Kafka range or the same files would): every key lands once, raw_id stays unique."""
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    go = time.time() + 4
+    repo = Path(__file__).resolve().parents[2]
+    procs = [subprocess.Popen([sys.executable, "-c", _LAND_SCRIPT, warehouse_url, str(a), str(b), tag, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo)
+             for a, b, tag in ((0, 3000, "run-a"), (1500, 4500, "run-b"))]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    inserted = [int(out.strip()) for out, _ in outputs]
+    assert sum(inserted) == 4500 and min(inserted) >= 1500  # the overlap landed once, by either run
+    table = warehouse.query("SELECT raw_id, source_key FROM okr_raw.okr_raw")
+    assert len(table) == 4500 and table["source_key"].is_unique and table["raw_id"].is_unique
+
+
+_KILLED_SCRIPT = textwrap.dedent("""
+    import datetime as dt, sys, time
+    from pathlib import Path
+    import pandas as pd
+    from okr_assets.resources import WarehouseResource
+    from okr_assets.resources import warehouse_backends as backends
+
+    url, flag = sys.argv[1], Path(sys.argv[2])
+    real_load = {cls: cls.load for cls in (backends.DuckDBBackend, backends.PostgresBackend)}
+
+    def load_then_hang(self, con, qualified, columns, frame):
+        real_load[type(self)](self, con, qualified, columns, frame)  # old rows deleted, new rows written ...
+        flag.write_text("in the middle")
+        time.sleep(600)                                                # ... and the process dies here
+
+    for cls in real_load:
+        cls.load = load_then_hang
+    warehouse = WarehouseResource(url=url)
+    frame = warehouse.query("SELECT * FROM okr_processed.okr_rejects").assign(reason="replaced")
+    warehouse.replace_ranges(dt.date(2025, 7, 10), dt.date(2025, 7, 11), [("okr_rejects", "partition_date", frame)])
+""")
+
+
+def test_a_writer_killed_mid_replacement_leaves_the_old_partition(warehouse_url: str, tmp_path: Path) -> None:
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    rejects = pd.DataFrame({
+        "raw_id": range(1, 7), "source": "file", "source_ref": "f.csv:2",
+        "partition_date": pd.Timestamp("2025-07-10"),
+        "reason": "missing_required", "message": "org_id is empty", "ingested_at": pd.Timestamp.now(tz="UTC"),
+    })
+    warehouse.append("okr_rejects", rejects)
+    before = warehouse.query("SELECT * FROM okr_processed.okr_rejects ORDER BY raw_id")
+    assert len(before) == 6
+
+    flag = tmp_path / "flag"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_SCRIPT, warehouse_url, str(flag)],
+                            cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert proc.poll() is None, proc.stderr.read()[-2000:] if proc.stderr else "writer exited early"
+        assert time.monotonic() < deadline, "the writer never reached the middle of the replacement"
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)  # no cleanup, no rollback: like an OOM kill or a lost node
+    proc.wait(timeout=30)
+
+    after = WarehouseResource(url=warehouse_url, lock_timeout_seconds=30).query(
+        "SELECT * FROM okr_processed.okr_rejects ORDER BY raw_id")
+    pd.testing.assert_frame_equal(after, before)
+    assert (after["reason"] == "missing_required").all()
+    assert dt.date(2025, 7, 10) == after["partition_date"][0].date()

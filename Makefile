@@ -8,7 +8,10 @@ DAGSTER_PORT ?= 3000
 export OKR_HOME
 export DAGSTER_HOME := $(OKR_HOME)/dagster
 
-.PHONY: run test demo install lint clean-data mlflow-ui bench-model bench-drift
+.PHONY: run test demo install init-home system-deps lint clean-data mlflow-ui bench-model bench-drift
+
+# System tools the test suite needs, as apt-package:command pairs (a later issue adds chromium).
+SYSTEM_DEPS := docker-compose:docker-compose
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -19,23 +22,36 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+## system-deps: install missing system tools with apt-get (as root); otherwise say what to install
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep#*:}" >/dev/null 2>&1 || missing="$$missing $${dep%%:*}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing system packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "missing system packages:$$missing. Install them (Debian/Ubuntu: sudo apt-get install --no-install-recommends$$missing) and run make again." >&2; \
+	  exit 1; \
+	fi
+
+## init-home: write the embedded Dagster instance config (SQLite) into $(DAGSTER_HOME) unless it has one
+init-home: install
+	$(BIN)/okr-assets init-home
 
 ## run: install, demo data into the landing folder, Tansu broker + trickle producer, UI + daemon on 127.0.0.1
-run: install $(DAGSTER_HOME)/dagster.yaml
+run: install init-home
 	$(BIN)/okr-assets generate --out $(OKR_HOME)/landing --bad-share 0.03
 	@echo "Dagster UI: http://127.0.0.1:$(DAGSTER_PORT)  (the landing sensor lands the files within a minute)"
 	exec $(BIN)/okr-assets dev --port $(DAGSTER_PORT)
 
 ## test: install if needed and run the whole test suite
-test: install
+test: install system-deps
 	$(BIN)/ruff check okr_assets okr_assets_tests benchmarks
 	$(BIN)/python -m pytest
 
 ## demo: the same pipeline headless, then a summary
-demo: install $(DAGSTER_HOME)/dagster.yaml
+demo: install init-home
 	$(BIN)/okr-assets demo
 
 ## mlflow-ui: the MLflow UI on the embedded tracking store (http://127.0.0.1:5000)

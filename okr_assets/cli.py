@@ -91,6 +91,16 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev(port=args.port, kafka_port=args.kafka_port, trickle_rate=args.trickle_rate)
 
 
+def _init_home(_args: argparse.Namespace) -> int:
+    from okr_assets import settings
+    from okr_assets.instance import ensure_dagster_home
+
+    existed = (settings.dagster_home() / "dagster.yaml").exists()
+    path = ensure_dagster_home()
+    print(f"{path}: {'kept (already there)' if existed else 'written (embedded SQLite configuration)'}")
+    return 0
+
+
 def _add_generator_options(p: argparse.ArgumentParser, bad_share: float) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed (deterministic output)")
     p.add_argument("--teams", type=int, default=6, help="number of teams")
@@ -132,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--kafka-port", type=int, default=9092)
     dev.add_argument("--trickle-rate", type=float, default=0.2, help="check-ins per second (0 = none)")
     dev.set_defaults(func=_dev)
+
+    init = sub.add_parser("init-home", help="write the embedded Dagster instance config into $DAGSTER_HOME "
+                                            "(default $OKR_HOME/dagster) unless it has a dagster.yaml")
+    init.set_defaults(func=_init_home)
     return parser
 
 

@@ -7,25 +7,16 @@ so they appear in the UI started later by ``make run``.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import warnings
-from pathlib import Path
 
 from okr_assets import settings
-
-
-def _ensure_dagster_home() -> None:
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home())))
-    home.mkdir(parents=True, exist_ok=True)
-    template = Path(__file__).resolve().parent.parent / "dagster.yaml"
-    if not (home / "dagster.yaml").exists() and template.exists():
-        shutil.copy(template, home / "dagster.yaml")
+from okr_assets.instance import ensure_dagster_home
 
 
 def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
     warnings.filterwarnings("ignore", category=Warning, module="dagster")
-    _ensure_dagster_home()
+    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home().parent)
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):  # headless demo: no broker to notify
         os.environ.setdefault("OKR_PUBLISH_UPDATES", "false")
     from dagster import DagsterInstance, materialize

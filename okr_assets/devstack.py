@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from okr_assets import settings
+from okr_assets.instance import ensure_dagster_home
 
 # Reset inherited "ignore SIGINT/SIGTERM" before exec (see module docstring).
 _EXEC_WITH_DEFAULT_SIGNALS = (
@@ -83,7 +84,7 @@ def run_dev(port: int, kafka_port: int, trickle_rate: float) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("OKR_HOME", str(home))
-    env.setdefault("DAGSTER_HOME", str(settings.dagster_home()))
+    env["DAGSTER_HOME"] = str(ensure_dagster_home().parent)  # embedded config unless one is there
     children: list[subprocess.Popen] = []
     try:
         if not env.get("KAFKA_BOOTSTRAP_SERVERS"):

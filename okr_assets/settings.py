@@ -31,6 +31,9 @@ def quarantine_dir() -> Path:
 
 
 def dagster_home() -> Path:
+    """$DAGSTER_HOME (the Dagster instance), else ``$OKR_HOME/dagster``."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
     return okr_home() / "dagster"
 
 

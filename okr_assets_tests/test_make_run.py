@@ -3,7 +3,6 @@ The UI serves the whole graph, and without any click the sensors land a dropped 
 streamed Kafka check-ins into okr_processed and okr_curated."""
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from okr_assets.instance import ensure_dagster_home
 from okr_assets.resources import WarehouseResource
 from okr_assets_tests.conftest import BIN, REPO, checkin, write_csv
 from okr_assets_tests.processes import free_port, graphql, start, stop, wait_until
@@ -25,8 +25,7 @@ SENSORS_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
 def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen]]:
     home = tmp_path / "okr"
     (home / "landing").mkdir(parents=True)
-    (home / "dagster").mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
+    ensure_dagster_home(home / "dagster")  # the embedded instance config, as `make run` writes it
     port = free_port()
     env = {**os.environ, "OKR_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
            "OKR_LANDING_SENSOR_INTERVAL_SECONDS": "5", "OKR_REFRESH_SENSOR_INTERVAL_SECONDS": "5",

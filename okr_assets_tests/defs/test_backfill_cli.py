@@ -1,12 +1,12 @@
 """A date-range backfill through the Dagster CLI rewrites exactly those partitions."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
+from okr_assets.instance import ensure_dagster_home
 from okr_assets.resources import WarehouseResource
 from okr_assets_tests.conftest import BIN, REPO, checkin, write_csv
 
@@ -19,9 +19,7 @@ def _dagster(args: list[str], env: dict) -> str:
 
 
 def test_cli_partition_range_backfill(okr_home: Path) -> None:
-    dagster_home = okr_home / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    dagster_home = ensure_dagster_home(okr_home / "dagster").parent  # the embedded instance config
     env = {**os.environ, "OKR_HOME": str(okr_home), "DAGSTER_HOME": str(dagster_home)}
     write_csv(okr_home / "landing" / "a.csv",
               [checkin(i, f"2025-07-{10 + i % 4:02d}") for i in range(12)])

@@ -41,6 +41,11 @@ def default_warehouse_url() -> str:
     return f"duckdb:///{okr_home() / 'warehouse.duckdb'}"
 
 
+def warehouse_kind() -> str:
+    """The warehouse engine as a Dagster asset kind: ``postgres`` or ``duckdb`` (embedded)."""
+    return "postgres" if os.environ.get("OKR_WAREHOUSE_URL", "").startswith("postgres") else "duckdb"
+
+
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 

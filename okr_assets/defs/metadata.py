@@ -9,6 +9,10 @@ import pandera.pandas as pa
 from dagster import MetadataValue, TableSchema
 from dagster_pandera import pandera_schema_to_dagster_type
 
+from okr_assets import settings
+
+# The engine the tables live in, shown as a kind (icon) on every table asset.
+WAREHOUSE_KIND = settings.warehouse_kind()
 _SCHEMAS: dict[type, TableSchema] = {}
 
 

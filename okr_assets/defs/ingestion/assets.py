@@ -7,7 +7,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from okr_assets.defs.metadata import column_schema
+from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
 from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
 from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
@@ -53,7 +53,7 @@ class _Tally:
     name="okr_raw",
     group_name="ingestion",
     owners=OWNERS,
-    kinds={"duckdb", "csv", "kafka", "pandas"},
+    kinds={WAREHOUSE_KIND, "csv", "kafka", "pandas"},
     code_version="2",
     tags={"layer": "raw"},
     metadata={"dagster/column_schema": column_schema(RawCheckins), "dagster/table_name": "okr_raw.okr_raw"},

@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from okr_assets.defs.metadata import column_schema, markdown_table
+from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, markdown_table
 from okr_assets.defs.partitions import quarterly_partitions
 from okr_assets.lib.features import (
     CATEGORICAL_FEATURES,
@@ -54,7 +54,7 @@ FOLLOW_PARENTS = (
     backfill_policy=BackfillPolicy.single_run(),
     group_name="ml",
     owners=OWNERS,
-    kinds={"duckdb", "pandas", "pandera"},
+    kinds={WAREHOUSE_KIND, "pandas", "pandera"},
     code_version="1",
     tags={"layer": "features"},
     metadata={"dagster/column_schema": column_schema(KeyResultFeatures),
@@ -203,7 +203,7 @@ def _load_champion() -> tuple[object, str, list[str], float | None] | None:
     deps=[OKR_MODEL, OKR_FEATURES],
     group_name="ml",
     owners=OWNERS,
-    kinds={"duckdb", "scikit-learn", "mlflow"},
+    kinds={WAREHOUSE_KIND, "scikit-learn", "mlflow"},
     code_version="1",
     automation_condition=FOLLOW_PARENTS,
     tags={"layer": "predictions"},
@@ -250,7 +250,7 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
     deps=[OKR_FEATURES, OKR_MODEL],
     group_name="ml",
     owners=OWNERS,
-    kinds={"duckdb", "scipy", "mlflow"},
+    kinds={WAREHOUSE_KIND, "scipy", "mlflow"},
     code_version="1",
     automation_condition=FOLLOW_PARENTS,
     required_resource_keys={"mlflow", "warehouse"},
@@ -311,7 +311,7 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
     deps=[AssetKey("okr_predictions"), AssetKey("okr_curated")],
     group_name="ml",
     owners=OWNERS,
-    kinds={"duckdb", "scikit-learn"},
+    kinds={WAREHOUSE_KIND, "scikit-learn"},
     code_version="1",
     automation_condition=FOLLOW_PARENTS,
     tags={"layer": "monitoring"},

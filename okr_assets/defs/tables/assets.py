@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from okr_assets import settings
-from okr_assets.defs.metadata import column_schema, counts_table
+from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, counts_table
 from okr_assets.defs.partitions import FIRST_PARTITION, daily_partitions, quarterly_partitions
 from okr_assets.lib.curation import curate
 from okr_assets.lib.routing import quarter_starts
@@ -51,7 +51,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
     specs=[
         AssetSpec(
             OKR_PROCESSED, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
-            kinds={"duckdb", "pandas", "pandera"}, code_version="1", tags={"layer": "processed"},
+            kinds={WAREHOUSE_KIND, "pandas", "pandera"}, code_version="1", tags={"layer": "processed"},
             description="Typed, validated, deduplicated check-ins with derived progress and score; "
                         "one daily partition per check-in date (UTC).",
             metadata={"dagster/column_schema": column_schema(ProcessedCheckins),
@@ -59,7 +59,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
         ),
         AssetSpec(
             OKR_REJECTS, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
-            kinds={"duckdb", "pandas"}, code_version="1", tags={"layer": "processed"},
+            kinds={WAREHOUSE_KIND, "pandas"}, code_version="1", tags={"layer": "processed"},
             description="Every landed row that failed validation, with its reason code, a sentence "
                         "and its lineage; nothing is dropped silently.",
             metadata={"dagster/column_schema": column_schema(RejectedCheckins),
@@ -173,7 +173,7 @@ def _notify_updates(
     backfill_policy=BackfillPolicy.single_run(),
     group_name="tables",
     owners=OWNERS,
-    kinds={"duckdb", "pandas", "pandera"},
+    kinds={WAREHOUSE_KIND, "pandas", "pandera"},
     code_version="1",
     tags={"layer": "curated"},
     metadata={"dagster/column_schema": column_schema(CuratedKeyResults),

@@ -10,8 +10,9 @@ export DAGSTER_HOME := $(OKR_HOME)/dagster
 
 .PHONY: run test demo install init-home system-deps lint clean-data mlflow-ui bench-model bench-drift
 
-# System tools the test suite needs, as apt-package:command pairs (a later issue adds chromium).
-SYSTEM_DEPS := docker-compose:docker-compose
+# System tools the test suite needs, as apt-package:command pairs; chromium is the browser the UI
+# tests drive (Playwright's own browser download is not used).
+SYSTEM_DEPS := docker-compose:docker-compose chromium:chromium
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml

@@ -77,3 +77,16 @@ def kafka_sensor_interval() -> int:
 
 def kafka_max_messages_per_run() -> int:
     return _int("OKR_KAFKA_MAX_MESSAGES_PER_RUN", 50_000)
+
+
+def alert_sensor_interval() -> int:
+    return _int("OKR_ALERT_SENSOR_INTERVAL_SECONDS", 60)
+
+
+def alert_timeout_seconds() -> float:
+    return float(os.environ.get("OKR_ALERT_TIMEOUT_SECONDS") or 5.0)
+
+
+def dagster_ui_url() -> str | None:
+    """Base URL of the Dagster UI for links in alerts (OKR_DAGSTER_UI_URL); None = no links."""
+    return os.environ.get("OKR_DAGSTER_UI_URL") or None

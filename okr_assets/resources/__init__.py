@@ -5,6 +5,7 @@ import os
 from dagster import EnvVar
 
 from okr_assets import settings
+from okr_assets.resources.alerts import AlertsResource
 from okr_assets.resources.kafka import KafkaResource
 from okr_assets.resources.landing import LandingFolderResource
 from okr_assets.resources.mlflow import okr_mlflow
@@ -38,7 +39,10 @@ def build_resources() -> dict[str, object]:
         ),
         "kafka": KafkaResource(**{k: v for k, v in kafka_options.items() if v is not None}),
         "mlflow": okr_mlflow,
+        # the webhook URL is a secret (it lets anyone post to the channel): EnvVar, never in the UI
+        "alerts": AlertsResource(webhook_url=_env("OKR_ALERT_WEBHOOK_URL"),
+                                 timeout_seconds=settings.alert_timeout_seconds(), ui_url=settings.dagster_ui_url()),
     }
 
 
-__all__ = ["KafkaResource", "LandingFolderResource", "WarehouseResource", "build_resources"]
+__all__ = ["AlertsResource", "KafkaResource", "LandingFolderResource", "WarehouseResource", "build_resources"]

@@ -108,6 +108,10 @@ def kafka(kafka_bootstrap: str) -> KafkaResource:
 
 @pytest.fixture
 def resources(okr_home: Path, kafka: KafkaResource, warehouse_url: str) -> dict[str, object]:
+    return build_test_resources(okr_home, kafka, warehouse_url)
+
+
+def build_test_resources(okr_home: Path, kafka: KafkaResource, warehouse_url: str) -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(url=warehouse_url),
         "landing": LandingFolderResource(landing_dir=str(okr_home / "landing"),

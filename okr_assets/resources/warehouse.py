@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,8 +116,13 @@ class WarehouseResource(ConfigurableResource):
             try:
                 yield con
                 backend.execute(con, "COMMIT")
-            except BaseException:
-                backend.execute(con, "ROLLBACK")
+            except BaseException as exc:
+                # If the connection itself is gone, the server has rolled back for us.
+                with suppress(Exception):
+                    backend.execute(con, "ROLLBACK")
+                lost = backend.lost_connection(exc)
+                if lost:
+                    raise ConnectionError(lost) from exc
                 raise
 
     # -- schema --------------------------------------------------------------------------------

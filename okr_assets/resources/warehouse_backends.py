@@ -34,6 +34,7 @@ class Backend(Protocol):
     def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None: ...
     def unstage(self, con: Any, name: str) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
+    def lost_connection(self, exc: BaseException) -> str | None: ...
 
 
 # -- DuckDB ----------------------------------------------------------------------------------------
@@ -94,6 +95,9 @@ class DuckDBBackend:
 
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
         """Nothing to do: DuckDB has a single writer per file."""
+
+    def lost_connection(self, exc: BaseException) -> str | None:
+        return None  # an embedded file has no connection to lose
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -239,6 +243,17 @@ class PostgresBackend:
     def unstage(self, con: Any, name: str) -> None:
         with con.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+
+    def lost_connection(self, exc: BaseException) -> str | None:
+        """A clear message when ``exc`` means the server went away mid-transaction (restart,
+        failover, network): nothing was committed, so re-executing the run is safe."""
+        import psycopg2
+
+        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return (f"lost the connection to the warehouse at {self.display} during a transaction "
+                    f"({reason}); it was rolled back, nothing was written, and the run can be retried")
+        return None
 
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
         """Serialise writers of one table until the transaction ends (readers are not blocked),

@@ -1,0 +1,123 @@
+"""Things break in the middle: a landing run is SIGKILLed, PostgreSQL restarts under a run.
+Nothing is lost, nothing lands twice, no partition is left half-written."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from okr_assets.resources import KafkaResource, WarehouseResource
+from okr_assets.resources import warehouse_backends as backends
+from okr_assets_tests.conftest import REPO, build_test_resources, checkin, write_csv
+from okr_assets_tests.defs.test_assets import ASSETS, land, process
+from okr_assets_tests.defs.test_kafka import good, produce, tick
+from okr_assets_tests.postgres import PostgresServer, postgres_server
+
+# Runs okr_raw for the given run config in a fresh process, and SIGKILLs that process inside the
+# landing transaction of its second offset range: after the INSERT, before the COMMIT. The first
+# range has committed by then; the second must roll back.
+_KILLED_RUN = textwrap.dedent("""
+    import json, os, signal, sys
+    from dagster import materialize, DagsterInstance
+    from okr_assets.resources import KafkaResource, WarehouseResource, LandingFolderResource
+    from okr_assets.resources import warehouse_backends as backends
+    from okr_assets.resources.mlflow import okr_mlflow
+    from okr_assets_tests.defs.test_assets import ASSETS
+
+    url, bootstrap, topic, home, run_config = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+    calls = {"n": 0}
+    real = {cls: cls.unstage for cls in (backends.DuckDBBackend, backends.PostgresBackend)}
+
+    def unstage_then_die(self, con, name):
+        real[type(self)](self, con, name)
+        if name == "okr_incoming":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    for cls in real:
+        cls.unstage = unstage_then_die
+    resources = {
+        "warehouse": WarehouseResource(url=url),
+        "kafka": KafkaResource(bootstrap_servers=bootstrap, ingest_topic=topic, publish_updates=False),
+        "landing": LandingFolderResource(landing_dir=home + "/landing", quarantine_dir=home + "/quarantine"),
+        "mlflow": okr_mlflow,
+    }
+    materialize(ASSETS, selection=["okr_raw"], instance=DagsterInstance.ephemeral(), resources=resources,
+                run_config=json.loads(run_config))
+""")
+
+
+def test_landing_run_killed_mid_way_then_reexecuted_lands_every_message_once(
+        okr_home: Path, resources: dict, instance) -> None:
+    kafka, warehouse = resources["kafka"], resources["warehouse"]
+    for partition in range(3):
+        produce(kafka, [good(100 * partition + i) for i in range(20)], partition=partition)
+    [request] = tick(kafka, instance, None).run_requests
+    assert len(request.run_config["ops"]["okr_raw"]["config"]["kafka_ranges"]) == 3
+
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, warehouse.url, kafka.bootstrap_servers, kafka.ingest_topic,
+         str(okr_home), json.dumps(request.run_config)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert warehouse.count("okr_raw") == 20  # the first range committed, the second rolled back
+
+    # Re-executing the run (same offset ranges from its config) completes the landing exactly once.
+    assert materialize(ASSETS, selection=["okr_raw"], instance=instance, resources=resources,
+                       run_config=request.run_config, tags=request.tags).success
+    raw = warehouse.query("SELECT checkin_id, source_key FROM okr_raw.okr_raw")
+    assert len(raw) == 60 and raw["source_key"].is_unique
+    assert sorted(raw["checkin_id"]) == sorted(f"c{100 * p + i}" for p in range(3) for i in range(20))
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A cluster of this test's own, so restarting it cannot disturb the other tests."""
+    with postgres_server() as server:
+        yield server
+
+
+def test_postgres_restart_during_a_run(okr_home: Path, kafka: KafkaResource, instance,
+                                       own_postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = build_test_resources(okr_home, kafka, own_postgres.url(own_postgres.create_database()))
+    warehouse: WarehouseResource = resources["warehouse"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(6)])
+    land(instance, resources)
+    assert process(instance, resources).success
+    before = warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id")
+    assert len(before) == 6
+
+    # New check-ins (and a newer version of c1) land; then, while the run rewrites the partition
+    # range (old rows deleted, new rows loaded, not yet committed), the server restarts.
+    write_csv(okr_home / "landing" / "b.csv", [checkin(i, "2025-07-10") for i in range(6, 9)]
+              + [checkin(1, "2025-07-10", value=60)])
+    land(instance, resources, ["b.csv"])
+    real_load = backends.PostgresBackend.load
+
+    def load_then_restart(self: backends.PostgresBackend, con: object, qualified: str, columns: list[str],
+                          frame: pd.DataFrame) -> None:
+        real_load(self, con, qualified, columns, frame)
+        own_postgres.restart()
+
+    monkeypatch.setattr(backends.PostgresBackend, "load", load_then_restart)
+    failed = process(instance, resources)
+    assert not failed.success
+    [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.event_specific_data.error.to_string())
+    assert "lost the connection to the warehouse" in message and "can be retried" in message
+    assert own_postgres.password not in message
+    after_failure = warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id")
+    assert after_failure.equals(before)  # no half-written partition
+
+    monkeypatch.setattr(backends.PostgresBackend, "load", real_load)
+    assert process(instance, resources).success  # the retry
+    after = warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed ORDER BY checkin_id")
+    assert after["checkin_id"].is_unique and len(after) == 9
+    assert after.set_index("checkin_id")["value"]["c1"] == 60

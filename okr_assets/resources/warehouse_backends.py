@@ -249,7 +249,12 @@ class PostgresBackend:
         failover, network): nothing was committed, so re-executing the run is safe."""
         import psycopg2
 
-        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        # No SQLSTATE (the socket closed), class 08 (connection exception) or 57P0x (the server
+        # is shutting down or restarting); other OperationalErrors are real errors of the statement.
+        code = getattr(exc, "pgcode", None)
+        if isinstance(exc, psycopg2.InterfaceError) or (
+                isinstance(exc, psycopg2.OperationalError)
+                and (code is None or code.startswith("08") or code.startswith("57P0"))):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return (f"lost the connection to the warehouse at {self.display} during a transaction "
                     f"({reason}); it was rolled back, nothing was written, and the run can be retried")

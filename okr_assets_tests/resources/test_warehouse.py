@@ -9,10 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.resources import WarehouseResource
@@ -159,3 +162,21 @@ def test_a_writer_killed_mid_replacement_leaves_the_old_partition(warehouse_url:
     pd.testing.assert_frame_equal(after, before)
     assert (after["reason"] == "missing_required").all()
     assert dt.date(2025, 7, 10) == after["partition_date"][0].date()
+
+
+storable_text = st.one_of(st.none(), st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=60))
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(storable_text, min_size=1, max_size=20))
+def test_any_text_round_trips_through_the_bulk_load(warehouse_url: str, comments: list[str | None]) -> None:
+    """Fuzzed text (any Unicode but NUL, which landing never produces) comes back unchanged."""
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    frame = _raw_rows(range(len(comments))).assign(comment=comments, run_id=uuid.uuid4().hex)
+    frame["source_key"] = frame["source_key"] + ":" + frame["run_id"]
+    warehouse.land_raw(frame)
+    back = warehouse.query("SELECT comment FROM okr_raw.okr_raw WHERE run_id = ? ORDER BY raw_id",
+                           [frame["run_id"][0]])
+    assert [None if pd.isna(v) else v for v in back["comment"]] == comments

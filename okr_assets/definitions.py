@@ -3,11 +3,13 @@
 Cross-cutting policy applied here:
 - executor: in-process. Each step of the multiprocess executor pays ~6 s of imports in a fresh
   process; our steps are short pandas/SQL jobs on 2-core machines, so one process per run wins.
+- freshness: the curated, feature and prediction tables carry a freshness policy sized to the
+  six-hourly refresh (defs/monitoring/freshness.py); okr_alert_sensor alerts when one fails.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, in_process_executor, map_asset_specs
 
 from okr_assets.defs.automation.schedules import okr_refresh_schedule
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
@@ -30,22 +32,28 @@ from okr_assets.defs.ml.checks import (
     okr_predictions_schema,
     okr_realised_auc_holds_up,
 )
+from okr_assets.defs.monitoring.freshness import REFRESH_CADENCE, with_freshness_policies
+from okr_assets.defs.monitoring.sensors import okr_alert_sensor, okr_run_failure_sensor
 from okr_assets.defs.tables.assets import okr_curated, process_checkins
 from okr_assets.defs.tables.checks import okr_curated_schema, okr_processed_schema, okr_rejects_schema
 from okr_assets.resources import build_resources
 
+# Freshness: how old a table may get before Dagster marks it stale (WARN, then FAIL -> alert).
+FRESHNESS = {"okr_curated": REFRESH_CADENCE, "okr_features": REFRESH_CADENCE, "okr_predictions": REFRESH_CADENCE}
+
 defs = Definitions(
-    assets=[
+    assets=map_asset_specs(with_freshness_policies(FRESHNESS), [
         okr_raw,                                                           # group: ingestion
         process_checkins, okr_curated,                                     # group: tables
         okr_features, okr_model, okr_predictions, okr_drift_report,        # group: ml
         okr_model_performance,
-    ],
+    ]),
     asset_checks=[okr_raw_schema, okr_processed_schema, okr_rejects_schema, okr_curated_schema,
                   okr_features_schema, okr_predictions_schema, okr_drift_report_schema,
                   okr_model_performance_schema, okr_realised_auc_holds_up],
     sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor, okr_retrain_sensor,
-             okr_automation_sensor],
+             okr_automation_sensor,
+             okr_run_failure_sensor, okr_alert_sensor],                          # monitoring and alerts
     schedules=[okr_refresh_schedule, okr_retrain_schedule],
     resources=build_resources(),
     executor=in_process_executor,

@@ -24,7 +24,7 @@ EXPECTED_CHECKS = {
     ("okr_model_performance", "okr_realised_auc_holds_up"),
 }
 SENSORS = {"okr_landing_sensor", "okr_kafka_sensor", "okr_refresh_sensor", "okr_retrain_sensor",
-           "okr_automation_sensor"}
+           "okr_automation_sensor", "okr_run_failure_sensor", "okr_alert_sensor"}
 
 
 def test_graph_shape() -> None:
@@ -40,6 +40,15 @@ def test_graph_shape() -> None:
     assert {s.name for s in defs.sensors} == SENSORS
     assert {s.name for s in defs.schedules} == {"okr_refresh_schedule", "okr_retrain_schedule"}
     assert {s.default_status.value for s in (*defs.sensors, *defs.schedules)} == {"RUNNING"}
+
+
+def test_freshness_policies_are_sized_to_the_six_hourly_refresh() -> None:
+    graph = defs.resolve_asset_graph()
+    policies = {k.to_user_string(): graph.get(k).freshness_policy for k in graph.get_all_asset_keys()}
+    fresh = {name: (p.warn_window.to_timedelta(), p.fail_window.to_timedelta())
+             for name, p in policies.items() if p is not None}
+    refresh = (dt.timedelta(hours=7), dt.timedelta(hours=13))  # one missed 6 h refresh warns, two fail
+    assert fresh == {"okr_curated": refresh, "okr_features": refresh, "okr_predictions": refresh}
 
 
 def test_every_asset_is_self_describing() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -41,8 +42,11 @@ class Alert:
             raise ValueError(f"unknown severity {self.severity!r}; expected one of {SEVERITIES}")
 
 
-def _first_line(text: str | None, limit: int = 300) -> str:
-    line = next((s.strip() for s in (text or "").splitlines() if s.strip()), "")
+def _one_line(text: str | None, limit: int = 300) -> str:
+    """A message on one line, without the module path of an exception class
+    (``dagster._core.errors.DagsterAssetCheckFailedError: ...`` -> ``DagsterAssetCheckFailedError: ...``)."""
+    line = " ".join((text or "").split())
+    line = re.sub(r"^(?:[A-Za-z_][\w]*\.)+(?=[A-Z]\w*:)", "", line)
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -53,7 +57,7 @@ def run_failure_alert(run_id: str, job_name: str, error: str | None, failed_step
                       assets: Sequence[str] = (), tags: Mapping[str, str] | None = None) -> Alert:
     """A failed run. One alert per run id: a re-execution is a new run and alerts again."""
     target = ", ".join(assets) if assets else job_name
-    reason = _first_line(error) or "no error message"
+    reason = _one_line(error) or "no error message"
     return Alert(
         alert_id=f"run_failure:{run_id}", kind="run_failure", severity="error", run_id=run_id,
         asset_key=assets[0] if len(assets) == 1 else None,
@@ -70,7 +74,7 @@ def check_failure_alert(storage_id: int, run_id: str, asset_key: str, check_name
     return Alert(
         alert_id=f"check_failure:{asset_key}:{check_name}:{storage_id}", kind="check_failure",
         severity="error" if severity.lower() == "error" else "warning", asset_key=asset_key, run_id=run_id,
-        summary=f"Blocking check {check_name} failed on {where}: {_first_line(description) or 'no description'}",
+        summary=f"Blocking check {check_name} failed on {where}: {_one_line(description) or 'no description'}",
         details={"check_name": check_name, "partition": partition, "description": description or "",
                  "event_storage_id": storage_id},
     )

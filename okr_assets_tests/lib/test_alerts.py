@@ -32,10 +32,16 @@ def test_alert_ids_come_from_the_event_so_a_repeat_has_the_same_id() -> None:
 
 
 def test_summaries_say_what_and_where_in_one_line() -> None:
-    failed = run_failure_alert(RUN, "__ASSET_JOB", "ValueError: bad URL\n  File ...", ["okr_features"],
+    failed = run_failure_alert(RUN, "__ASSET_JOB", "ValueError: bad URL\n", ["okr_features"],
                                ["okr_features"], {"okr/trigger": "schedule"})
     assert failed.summary == "Run 0123abcd (okr_features) failed: ValueError: bad URL"
     assert failed.asset_key == "okr_features" and failed.details["tags"] == {"okr/trigger": "schedule"}
+    blocked = run_failure_alert(RUN, "__ASSET_JOB", "dagster._core.errors.DagsterAssetCheckFailedError: 1 blocking "
+                                "asset check failed with ERROR severity:\nokr_processed: okr_processed_schema\n",
+                                assets=["okr_curated", "okr_processed"])
+    assert blocked.summary == ("Run 0123abcd (okr_curated, okr_processed) failed: DagsterAssetCheckFailedError: "
+                               "1 blocking asset check failed with ERROR severity: okr_processed: okr_processed_schema")
+    assert blocked.asset_key is None  # several assets: the summary names them
     check = check_failure_alert(7, RUN, "okr_processed", "okr_processed_schema", "ERROR",
                                 "2 failure(s) in okr_processed", "2025-07-10")
     assert check.severity == "error"

@@ -166,13 +166,10 @@ def okr_alert_sensor(context: SensorEvaluationContext, alerts: AlertsResource,
         cursor = dict.fromkeys(STAGES, start)
         return SensorResult(skip_reason=f"monitoring starts after event {start}", cursor=json.dumps(cursor))
     cursor = {**dict.fromkeys(STAGES, 0), **json.loads(context.cursor)}
-    found: list[Alert] = []
-    for stage, read in (("checks", lambda a: _check_failures(context.instance, a)),
-                        ("drift", lambda a: _new_drift(context.instance, a)),
-                        ("freshness", lambda a: _stale_assets(context, a))):
-        stage_alerts, cursor[stage] = read(cursor[stage])
-        found.extend(stage_alerts)
-    raised = alerts.raise_alerts(found, warehouse, context.log)
+    checks, cursor["checks"] = _check_failures(context.instance, cursor["checks"])
+    drift, cursor["drift"] = _new_drift(context.instance, cursor["drift"])
+    stale, cursor["freshness"] = _stale_assets(context, cursor["freshness"])
+    raised = alerts.raise_alerts([*checks, *drift, *stale], warehouse, context.log)
     kinds = sorted({a.kind for a in raised})
     message = f"raised {len(raised)} alert(s): {', '.join(kinds)}" if raised else "nothing new to alert on"
     return SensorResult(skip_reason=message, cursor=json.dumps(cursor))

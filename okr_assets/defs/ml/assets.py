@@ -261,7 +261,8 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
 def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
     """Data drift of the latest features window (the open cycle) against the champion's training
     reference, per feature and on the champion's predicted risk; significant *and* practically
-    large changes only. A detected drift makes okr_retrain_sensor request retraining."""
+    large changes only. A detected drift makes okr_retrain_sensor request retraining, and
+    okr_alert_sensor raise an alert when the drift is new."""
     from okr_assets.lib.drift import detect_drift, html_report, markdown_summary
 
     warehouse: WarehouseResource = context.resources.warehouse

@@ -120,6 +120,17 @@ def _option(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+def _healthcheck(name: str, port: int | None = None) -> list[str]:
+    """A service's compose healthcheck for this machine, where the service listens on ``port``."""
+    test = _compose_service(name)["healthcheck"]["test"]
+    assert test[0] == "CMD", f"{name}: healthcheck should be exec form"
+    argv = test[1:]
+    if port is None:
+        return _local(argv)
+    argv = [arg.replace(f"127.0.0.1:{PUBLISHED.get(name)}", f"127.0.0.1:{port}") for arg in argv]
+    return _local(argv, p=str(port)) if "-p" in argv else _local(argv)
+
+
 def _local(argv: list[str], **values: str) -> list[str]:
     """A compose command for this machine: the venv's executable, option values replaced
     (keyword ``h`` is ``-h``, ``port`` is ``--port``)."""
@@ -175,6 +186,7 @@ def deploy_databases(postgres: PostgresServer) -> Iterator[DeployDatabases]:
 
 @dataclass(frozen=True)
 class Deployment:
+    code_port: int
     web_port: int
     okr_home: Path
     dagster_home: Path
@@ -229,7 +241,7 @@ def deployment(tmp_path: Path, deploy_databases: DeployDatabases, kafka: KafkaRe
             processes[name] = start(commands[name], env=env, log=logs[name], cwd=tmp_path)
         wait_until(lambda: graphql(web_port, "{ assetNodes { id } }")["assetNodes"], 90,
                    "the webserver serving the code location", proc=processes["webserver"], log=logs["webserver"])
-        yield Deployment(web_port, okr_home, dagster_home, env, deploy_databases, kafka, processes, logs)
+        yield Deployment(code_port, web_port, okr_home, dagster_home, env, deploy_databases, kafka, processes, logs)
     finally:
         for name in ("daemon", "webserver", "code"):
             if name in processes:
@@ -292,6 +304,13 @@ def test_deployment_lands_into_postgres_with_runs_in_postgres(
                120, "the landed check-ins in okr_processed", interval=2, proc=processes["code"],
                log=deployment.logs["code"])
 
+    # The compose file's healthchecks pass against the running services.
+    for name, port in (("code", deployment.code_port), ("webserver", deployment.web_port), ("daemon", None)):
+        check = _healthcheck(name, port)
+        wait_until(lambda check=check: subprocess.run(check, env=deployment.env, capture_output=True,
+                                                      timeout=60).returncode == 0,
+                   90, f"the {name} healthcheck {check}", interval=3)
+
 
 # ---------------------------------------------------------------------------------------------
 # MLflow
@@ -323,6 +342,7 @@ def test_mlflow_server_command_on_postgres(tmp_path: Path, deploy_databases: Dep
                 return exc.code
 
         wait_until(lambda: get("/health") == 200, 90, "the MLflow server's /health", proc=proc, log=log)
+        assert subprocess.run(_healthcheck("mlflow", port), capture_output=True, timeout=60).returncode == 0
         search = "/api/2.0/mlflow/experiments/search?max_results=1"
         assert get(search, host=f"mlflow:{port}") == 200
         assert get(search, host=f"attacker.example:{port}") == 403  # DNS-rebinding protection stays on

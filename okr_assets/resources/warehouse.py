@@ -144,7 +144,7 @@ class WarehouseResource(ConfigurableResource):
                                          f"ON {table.qualified} ({quote(col)})")
 
     def columns(self, table: str) -> list[str]:
-        return [c for c, _ in sql_columns(TABLE_MODELS[table])]
+        return [c for c, _ in sql_columns(TABLE_MODELS[_table(table).name])]
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -162,13 +162,12 @@ class WarehouseResource(ConfigurableResource):
 
     def read_range(self, table: str, column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Rows of ``table`` with ``start <= column < end``."""
-        t = TABLES[table]
-        return self.query(
-            f"SELECT * FROM {t.qualified} WHERE {quote(column)} >= ? AND {quote(column)} < ? "
-            f"ORDER BY 1", [start, end])
+        t = _table(table)
+        col = _column(t, column)
+        return self.query(f"SELECT * FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1", [start, end])
 
     def count(self, table: str) -> int:
-        return int(self.query(f"SELECT count(*) AS n FROM {TABLES[table].qualified}").iloc[0, 0])
+        return int(self.query(f"SELECT count(*) AS n FROM {_table(table).qualified}").iloc[0, 0])
 
     def file_landed(self, sha256: str) -> bool:
         found = self.query(f"SELECT 1 AS hit FROM {LANDED_FILES.qualified} WHERE sha256 = ?", [sha256])
@@ -217,12 +216,12 @@ class WarehouseResource(ConfigurableResource):
 
     def append(self, table: str, frame: pd.DataFrame) -> None:
         with self.transaction() as con:
-            self.backend.load(con, TABLES[table].qualified, self.columns(table), frame)
+            self.backend.load(con, _table(table).qualified, self.columns(table), frame)
 
     def append_new(self, table: str, frame: pd.DataFrame) -> int:
         """Append the rows whose unique key is not in ``table`` yet; returns how many were new.
         Safe under concurrent writers (unique key + ``ON CONFLICT DO NOTHING``)."""
-        t = TABLES[table]
+        t = _table(table)
         types = sql_columns(TABLE_MODELS[table])
         collist = ", ".join(quote(c) for c, _ in types)
         backend = self.backend
@@ -237,8 +236,8 @@ class WarehouseResource(ConfigurableResource):
         """Replace every row of an unpartitioned table, in one transaction."""
         backend = self.backend
         with self.transaction() as con:
-            backend.execute(con, f"DELETE FROM {TABLES[table].qualified}")
-            backend.load(con, TABLES[table].qualified, self.columns(table), frame)
+            backend.execute(con, f"DELETE FROM {_table(table).qualified}")
+            backend.load(con, _table(table).qualified, self.columns(table), frame)
 
     def replace_ranges(self, start: dt.date, end: dt.date,
                        tables: Sequence[tuple[str, str, pd.DataFrame]]) -> None:
@@ -247,10 +246,25 @@ class WarehouseResource(ConfigurableResource):
         backend = self.backend
         with self.transaction() as con:
             for table, column, frame in tables:
-                qualified = TABLES[table].qualified
-                backend.execute(con, f"DELETE FROM {qualified} WHERE {quote(column)} >= ? AND {quote(column)} < ?",
-                                [start, end])
-                backend.load(con, qualified, self.columns(table), frame)
+                t = _table(table)
+                col = _column(t, column)
+                backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
+                backend.load(con, t.qualified, self.columns(table), frame)
+
+
+def _table(name: str) -> Table:
+    """The registered table called ``name``. Only these names ever reach SQL: anything else (a
+    typo, or a name smuggled in through config) is refused before a statement is built."""
+    if name not in TABLES:
+        raise ValueError(f"unknown warehouse table {name!r}; known tables: {', '.join(sorted(TABLES))}")
+    return TABLES[name]
+
+
+def _column(table: Table, name: str) -> str:
+    """A quoted column of a registered table; refuses names that are not in its schema."""
+    if table.name in TABLE_MODELS and name not in {c for c, _ in sql_columns(TABLE_MODELS[table.name])}:
+        raise ValueError(f"{name!r} is not a column of {table.name}")
+    return quote(name)
 
 
 def _day(value: object) -> str:

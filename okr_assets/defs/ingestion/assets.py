@@ -1,11 +1,12 @@
 """okr_raw: land check-ins from the landing folder or from Kafka, append-only and idempotent."""
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
@@ -16,19 +17,43 @@ from okr_assets.resources import KafkaResource, LandingFolderResource, Warehouse
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_PARTITIONS = "okr/touched_partitions"
+_KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 class KafkaRange(Config):
     """An exact offset range of one topic partition: offsets ``start`` .. ``end - 1``."""
 
-    topic: str
-    partition: int
-    start: int
-    end: int
-    epoch: int = Field(default=0, description="Incremented by the sensor when the topic was recreated.")
+    topic: str = Field(description="Kafka topic: 1-249 of [a-zA-Z0-9._-], as Kafka itself requires.")
+    partition: int = Field(ge=0)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    epoch: int = Field(default=0, ge=0, description="Incremented by the sensor when the topic was recreated.")
+
+    @field_validator("topic")
+    @classmethod
+    def _legal_topic(cls, topic: str) -> str:
+        # The topic ends up in lineage values (source_ref/source_key); refuse anything Kafka would.
+        if not _KAFKA_TOPIC.fullmatch(topic) or topic in {".", ".."}:
+            raise ValueError(f"{topic!r} is not a legal Kafka topic name")
+        return topic
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "KafkaRange":
+        if self.end < self.start:
+            raise ValueError(f"offset range end {self.end} is before start {self.start}")
+        return self
 
 
 class LandingConfig(Config):
+    @field_validator("files")
+    @classmethod
+    def _plain_file_names(cls, files: list[str]) -> list[str]:
+        # Names inside the landing folder only: no paths, so config can never reach other files.
+        bad = [f for f in files if not f or Path(f).name != f or f in {".", ".."}]
+        if bad:
+            raise ValueError(f"not plain file names in the landing folder: {bad}")
+        return files
+
     files: list[str] = Field(
         default_factory=list,
         description="File names in the landing folder to land. With no files and no Kafka ranges, "

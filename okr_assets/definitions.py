@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor, map_asset_specs
 
-from okr_assets.defs.automation.schedules import okr_refresh_schedule
+from okr_assets.defs.automation.schedules import okr_curated_schedule, okr_refresh_schedule
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.defs.ingestion.assets import okr_raw
 from okr_assets.defs.ingestion.checks import okr_raw_schema
@@ -54,7 +54,7 @@ defs = Definitions(
     sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor, okr_retrain_sensor,
              okr_automation_sensor,
              okr_run_failure_sensor, okr_alert_sensor],                          # monitoring and alerts
-    schedules=[okr_refresh_schedule, okr_retrain_schedule],
+    schedules=[okr_refresh_schedule, okr_curated_schedule, okr_retrain_schedule],
     resources=build_resources(),
     executor=in_process_executor,
 )

@@ -8,7 +8,7 @@ import sys
 from dagster import AssetKey, build_schedule_context
 
 from okr_assets.definitions import defs
-from okr_assets.defs.automation.schedules import okr_refresh_schedule
+from okr_assets.defs.automation.schedules import okr_curated_schedule, okr_refresh_schedule
 from okr_assets_tests.conftest import BIN, REPO
 
 EXPECTED_ASSETS = {
@@ -38,7 +38,8 @@ def test_graph_shape() -> None:
     assert graph.get(AssetKey("okr_predictions")).parent_keys == {AssetKey("okr_model"), AssetKey("okr_features")}
     assert graph.get(AssetKey("okr_predictions")).automation_condition is not None
     assert {s.name for s in defs.sensors} == SENSORS
-    assert {s.name for s in defs.schedules} == {"okr_refresh_schedule", "okr_retrain_schedule"}
+    assert {s.name for s in defs.schedules} == {"okr_refresh_schedule", "okr_curated_schedule",
+                                                "okr_retrain_schedule"}
     assert {s.default_status.value for s in (*defs.sensors, *defs.schedules)} == {"RUNNING"}
 
 
@@ -73,12 +74,18 @@ def test_every_asset_is_self_describing() -> None:
     assert partitions["okr_curated"].get_first_partition_key() == "2023-10-01"
 
 
-def test_schedule_refreshes_yesterday_and_today() -> None:
-    context = build_schedule_context(scheduled_execution_time=dt.datetime(2025, 7, 10, 6, tzinfo=dt.UTC))
-    request = okr_refresh_schedule.evaluate_tick(context).run_requests[0]
-    assert request.tags["dagster/asset_partition_range_start"] == "2025-07-09"
-    assert request.tags["dagster/asset_partition_range_end"] == "2025-07-10"
-    assert {k.to_user_string() for k in request.asset_selection} == {"okr_processed", "okr_rejects"}
+def test_schedule_refreshes_yesterday_today_and_the_current_quarter() -> None:
+    context = build_schedule_context(scheduled_execution_time=dt.datetime(2025, 8, 10, 6, tzinfo=dt.UTC))
+    [days] = okr_refresh_schedule.evaluate_tick(context).run_requests
+    [quarter] = okr_curated_schedule.evaluate_tick(context).run_requests
+    assert days.tags["dagster/asset_partition_range_start"] == "2025-08-09"
+    assert days.tags["dagster/asset_partition_range_end"] == "2025-08-10"
+    assert {k.to_user_string() for k in days.asset_selection} == {"okr_processed", "okr_rejects"}
+    # Curated (and, through okr_refresh_sensor, features) stay fresh on days without check-ins.
+    assert quarter.tags["dagster/asset_partition_range_start"] == "2025-07-01"
+    assert quarter.tags["dagster/asset_partition_range_end"] == "2025-07-01"
+    assert [k.to_user_string() for k in quarter.asset_selection] == ["okr_curated"]
+    assert days.run_key != quarter.run_key
 
 
 def test_dagster_definitions_validate(tmp_path) -> None:

@@ -49,7 +49,8 @@ def test_ui_serves_graph_and_sensors_land_dropped_files(dagster_dev: tuple[int, 
     [repo] = graphql(port, SENSORS_QUERY)["repositoriesOrError"]["nodes"]
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == dict.fromkeys(SENSORS, "RUNNING")
     assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
-        "okr_refresh_schedule": "RUNNING", "okr_retrain_schedule": "RUNNING"}
+        "okr_refresh_schedule": "RUNNING", "okr_curated_schedule": "RUNNING",
+        "okr_retrain_schedule": "RUNNING"}
 
     # A user drops an export (written under a temporary name, then renamed, like a file copy).
     landing = home / "landing"

@@ -369,7 +369,9 @@ class Alerts(pa.DataFrameModel):
     details: Series[pd.StringDtype] = pa.Field(nullable=True, description="JSON with the specifics.")
     raised_at: Series[UtcTimestamp] = pa.Field(description="When the alert was raised.")
     webhook_status: Series[pd.StringDtype] = pa.Field(
-        nullable=True, description="Webhook delivery: delivered, failed: <reason>, or null (no webhook).")
+        nullable=True,
+        description="Webhook delivery: delivered, failed: <reason>, pending (post never completed), or null "
+                    "(no webhook).")
 
     class Config:
         coerce = True

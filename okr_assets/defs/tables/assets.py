@@ -78,8 +78,15 @@ def process_checkins(
 
     For every landed row of the range: accepted + rejected + deduplicated = landed.
     """
+    yield from process_range(context, warehouse, kafka, *_window(context))
+
+
+def process_range(
+    context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource, start: dt.date, end: dt.date
+) -> Iterator[MaterializeResult]:
+    """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
+    partitions, by the backfill benchmark's baseline)."""
     warehouse.setup()
-    start, end = _window(context)
     raw = warehouse.read_range("okr_raw", "partition_date", start, end)
     latest = warehouse.query(
         "SELECT trim(checkin_id) AS checkin_id, max(raw_id) AS latest FROM okr_raw.okr_raw "

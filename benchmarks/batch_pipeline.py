@@ -1,0 +1,124 @@
+"""Batch pipeline: CSV exports through landing -> processed -> curated -> features.
+
+``OKR_BENCH_BATCH_ROWS`` generated check-in rows (default 1,000,000, in the generator's CSV
+exports) in a landing folder. Each side runs in a fresh interpreter, whose wall time (imports
+included) and peak RSS (``wait4`` rusage) are measured, on the embedded DuckDB warehouse:
+
+- baseline: read every CSV with pandas (all columns as text) and append it to one table;
+- ours: the code location's assets, in-process executor, each as one run with its blocking
+  checks: okr_raw landing every file, okr_processed + okr_rejects over every daily partition
+  (single-run backfill), okr_curated and okr_features over every quarter.
+
+Target: <= 3x the baseline's time and peak RSS <= 2 GB. One JSON line:
+
+    python -m benchmarks.batch_pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import emit, generated_csvs, log, run_measured, size, workdir
+
+TARGET_RATIO = 3.0
+TARGET_RSS_MIB = 2048
+
+
+def baseline(landing: Path, url: str) -> dict[str, Any]:
+    import duckdb
+    import pandas as pd
+
+    con = duckdb.connect(url.removeprefix("duckdb:///"))
+    rows = 0
+    try:
+        for i, path in enumerate(sorted(landing.glob("*.csv"))):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            con.register("incoming", frame)
+            con.execute("CREATE TABLE raw_csv AS SELECT * FROM incoming" if i == 0
+                        else "INSERT INTO raw_csv SELECT * FROM incoming")
+            con.unregister("incoming")
+            rows += len(frame)
+    finally:
+        con.close()
+    return {"rows": rows}
+
+
+def ours(landing: Path, url: str) -> dict[str, Any]:
+    from dagster import DagsterInstance, materialize
+
+    from benchmarks._common import bench_resources
+    from okr_assets.definitions import defs
+    from okr_assets.defs.partitions import daily_partitions, quarterly_partitions
+
+    resources = bench_resources(landing.parent, url)
+    assets = [*defs.assets, *defs.asset_checks]
+    warehouse = resources["warehouse"]
+    seconds: dict[str, float] = {}
+    with DagsterInstance.ephemeral() as instance:
+        for selection in (["okr_raw"], ["okr_processed", "okr_rejects"], ["okr_curated"], ["okr_features"]):
+            # Like okr_refresh_sensor: one run over the span of partitions that hold data.
+            tags: dict[str, str] = {}
+            if selection[0] != "okr_raw":
+                column, keys = (("partition_date", daily_partitions) if selection[0] == "okr_processed"
+                                else ("cycle_start", quarterly_partitions))
+                table = "okr_raw.okr_raw" if selection[0] == "okr_processed" else "okr_processed.okr_processed"
+                span = warehouse.query(f"SELECT min({column}) AS lo, max({column}) AS hi FROM {table}")
+                lo, hi = (keys.get_partition_key_for_timestamp(span[c][0].timestamp()) for c in ("lo", "hi"))
+                tags = {"dagster/asset_partition_range_start": lo, "dagster/asset_partition_range_end": hi}
+            started = time.perf_counter()
+            if not materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags).success:
+                raise RuntimeError(f"materializing {selection} failed")
+            seconds[selection[0]] = round(time.perf_counter() - started, 2)
+    counts = {t: warehouse.count(t) for t in ("okr_raw", "okr_processed", "okr_rejects", "okr_curated", "okr_features")}
+    return {"step_seconds": seconds, "rows": counts}
+
+
+def _phase(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("phase", choices=["baseline", "ours"])
+    parser.add_argument("landing", type=Path)
+    parser.add_argument("url")
+    args = parser.parse_args(argv)
+    out = (baseline if args.phase == "baseline" else ours)(args.landing, args.url)
+    print(json.dumps(out))
+
+
+def main() -> dict[str, Any]:
+    rows = size("batch_rows", 1_000_000)
+    started = time.perf_counter()
+    with workdir("batch") as home:
+        landing = home / "landing"
+        landing.mkdir()
+        written, paths = generated_csvs(landing, rows)
+        megabytes = sum(p.stat().st_size for p in paths) / 2**20
+        log(f"generated {written} rows in {len(paths)} CSV files ({megabytes:.0f} MiB)")
+        me = [sys.executable, "-m", "benchmarks.batch_pipeline", "--phase"]
+        base_s, base_rss, base_out = run_measured([*me, "baseline", str(landing), f"duckdb:///{home / 'base.duckdb'}"])
+        log(f"baseline: {base_s:.1f}s, peak RSS {base_rss:.0f} MiB")
+        our_s, our_rss, our_out = run_measured([*me, "ours", str(landing), f"duckdb:///{home / 'warehouse.duckdb'}"])
+        log(f"ours: {our_s:.1f}s, peak RSS {our_rss:.0f} MiB")
+    detail = json.loads(our_out.strip().splitlines()[-1])
+    if json.loads(base_out.strip().splitlines()[-1])["rows"] != written or detail["rows"]["okr_raw"] != written:
+        raise RuntimeError("row counts differ from the rows written")
+    ratio = our_s / base_s
+    return emit({
+        "name": "batch_pipeline", "ratio": round(ratio, 2),
+        "target": f"<= {TARGET_RATIO}x the pandas read_csv + write baseline's time, peak RSS <= 2 GB",
+        "met": ratio <= TARGET_RATIO and our_rss <= TARGET_RSS_MIB, "rows": written, "files": len(paths),
+        "csv_mib": round(megabytes), "engine": "duckdb",
+        "ours": {"seconds": round(our_s, 1), "peak_rss_mib": round(our_rss), **detail},
+        "baseline_read_csv_write": {"seconds": round(base_s, 1), "peak_rss_mib": round(base_rss)},
+        "rss_ratio": round(our_rss / base_rss, 2), "seconds_total": round(time.perf_counter() - started, 1),
+    })
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--phase"]:
+        _phase(sys.argv[2:])
+    else:
+        main()

@@ -135,7 +135,7 @@ class RejectReason(StrEnum):
     MESSAGE_NOT_OBJECT = "message_not_object"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     INVALID_ENVELOPE = "invalid_envelope"
-    NUL_CHARACTER = "nul_character"
+    UNSTORABLE_CHARACTER = "unstorable_character"
     MALFORMED_ROW = "malformed_row"
     MISSING_REQUIRED = "missing_required"
     UNPARSEABLE_NUMBER = "unparseable_number"
@@ -160,7 +160,8 @@ REJECT_REASON_DESCRIPTIONS: Final[dict[RejectReason, str]] = {
     RejectReason.MESSAGE_NOT_OBJECT: "The Kafka message is JSON but not an object.",
     RejectReason.UNKNOWN_SCHEMA_VERSION: "The message's schema_version is missing or unknown.",
     RejectReason.INVALID_ENVELOPE: "event_id is not a UUID or produced_at is not a timestamp.",
-    RejectReason.NUL_CHARACTER: "A message field contains U+0000, which no text column can store.",
+    RejectReason.UNSTORABLE_CHARACTER: "A message field contains U+0000 or a lone surrogate (a JSON escape "
+                                       "such as \\ud800), which no text column can store.",
     RejectReason.MALFORMED_ROW: "The CSV row has a different number of fields than the header.",
     RejectReason.MISSING_REQUIRED: "A required field is empty.",
     RejectReason.UNPARSEABLE_NUMBER: "A number does not parse or is NaN/Inf.",

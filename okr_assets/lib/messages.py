@@ -35,6 +35,23 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)  # objects/arrays: kept, and will not parse
 
 
+def _storable(text: str) -> bool:
+    """Text a UTF-8 database column can hold: no NUL, no lone surrogate (JSON can encode both)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_text(value: Any) -> str:
+    """JSON for okr_raw.extra: readable Unicode, escaped only when it would not be storable."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if _storable(text) else json.dumps(value, ensure_ascii=True, sort_keys=True)
+
+
 def _error(code: RejectReason, message: str, payload: bytes | None) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(CHECKIN_COLUMNS)
     row.update(
@@ -81,12 +98,13 @@ def parse_message(payload: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BY
                       f"produced_at {body.get('produced_at')!r} is not an RFC 3339 timestamp", payload)
 
     row: dict[str, Any] = {c: _text(body.get(c)) for c in CHECKIN_COLUMNS}
-    with_nul = [c for c, v in row.items() if v is not None and "\x00" in v]
-    if with_nul:  # valid JSON ("\u0000"), but no warehouse text column can hold it
-        return _error(RejectReason.NUL_CHARACTER, f"field(s) {', '.join(with_nul)} contain U+0000", payload)
+    unstorable = [c for c, v in row.items() if v is not None and not _storable(v)]
+    if unstorable:  # valid JSON ("\u0000", "\ud800"), but no warehouse text column can hold it
+        return _error(RejectReason.UNSTORABLE_CHARACTER,
+                      f"field(s) {', '.join(unstorable)} contain U+0000 or a lone surrogate", payload)
     extras = {k: v for k, v in body.items() if k not in CHECKIN_COLUMNS}
     row.update(
-        extra=json.dumps(extras, ensure_ascii=False, sort_keys=True),
+        extra=_json_text(extras),
         landing_error=None,
         landing_error_message=None,
         raw_payload=None,

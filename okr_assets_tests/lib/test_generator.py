@@ -223,7 +223,7 @@ def test_bad_rows_cover_every_reason_and_are_rejected_for_it(tmp_path: Path) -> 
     assert set(BAD_REASONS) == set(RejectReason) - {
         RejectReason.UNREADABLE_FILE, RejectReason.MALFORMED_ROW, RejectReason.MESSAGE_TOO_LARGE,
         RejectReason.MESSAGE_NOT_UTF8, RejectReason.MESSAGE_NOT_JSON, RejectReason.MESSAGE_NOT_OBJECT,
-        RejectReason.UNKNOWN_SCHEMA_VERSION, RejectReason.INVALID_ENVELOPE, RejectReason.NUL_CHARACTER}
+        RejectReason.UNKNOWN_SCHEMA_VERSION, RejectReason.INVALID_ENVELOPE, RejectReason.UNSTORABLE_CHARACTER}
     data = generate(GeneratorConfig(seed=9, as_of=AS_OF, bad_share=0.1))
     clean = generate(GeneratorConfig(seed=9, as_of=AS_OF))
     frame = read_back(write_dataset(data, tmp_path, seed=9))

@@ -42,7 +42,9 @@ def test_json_types_become_contract_text() -> None:
         (json.dumps({"schema_version": "1.0", "event_id": EVENT, "produced_at": "soon"}).encode(),
          "invalid_envelope", "produced_at"),
         (json.dumps({"schema_version": "1.0", "event_id": EVENT, "produced_at": "2025-07-10T10:00:01Z",
-                     "comment": "a\u0000b"}).encode(), "nul_character", "comment"),
+                     "comment": "a\u0000b"}).encode(), "unstorable_character", "comment"),
+        (b'{"schema_version": "1.0", "event_id": "%s", "produced_at": "2025-07-10T10:00:01Z", "kr_title": "\\ud800"}'
+         % EVENT.encode(), "unstorable_character", "kr_title"),
     ],
 )
 def test_bad_messages(payload: bytes | None, reason: str, fragment: str) -> None:

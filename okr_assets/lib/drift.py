@@ -140,13 +140,29 @@ def markdown_summary(verdict: DriftVerdict, reference_label: str, current_label:
              f"Reference: {reference_label}. Current: {current_label}. Bonferroni over {len(r)} tests "
              f"(alpha {ALPHA}); drift needs p_adj < {ALPHA} and effect >= {NUMERIC_EFFECT_FLOOR} "
              f"(numeric, W1/sd) or >= {CATEGORICAL_EFFECT_FLOOR} (categorical, TVD).", "",
-             "| feature | test | p_adj | effect | chart | drift |", "| --- | --- | --- | --- | --- | --- |"]
+             "| feature | test | p_adj | effect | effect vs. floor (│) | drift |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for row in r.sort_values("effect_size", ascending=False).itertuples():
         floor = NUMERIC_EFFECT_FLOOR if row.kind == "numeric" else CATEGORICAL_EFFECT_FLOOR
-        bar = "█" * min(round(10 * row.effect_size / (2 * floor)), 20) or "·"
         lines.append(f"| {row.feature} | {row.test} | {row.p_adjusted:.3g} | {row.effect_size:.3f} | "
-                     f"`{bar}` | {'**yes**' if row.drift else 'no'} |")
+                     f"`{_effect_bar(row.effect_size, floor)}` | {_verdict(row.significant, row.practical)} |")
     return "\n".join(lines)
+
+
+def _effect_bar(effect: float, floor: float, at_floor: int = 5, width: int = 20) -> str:
+    """Effect size as a bar with the practical floor marked (│), so a long bar is visibly "large"
+    and a bar short of the mark visibly too small to count, whatever its p-value."""
+    n = round(at_floor * effect / floor)
+    bar = ("█" * min(n, width)).ljust(at_floor, "·")
+    return f"{bar[:at_floor]}│{bar[at_floor:]}" + ("+" if n > width else "")
+
+
+def _verdict(significant: bool, practical: bool) -> str:
+    """Why a feature does or does not count as drift: both conditions are needed."""
+    if significant and practical:
+        return "**yes**"
+    missing = [why for ok, why in ((significant, f"p_adj ≥ {ALPHA}"), (practical, "effect below floor")) if not ok]
+    return f"no ({', '.join(missing)})"
 
 
 def html_report(verdict: DriftVerdict, markdown: str) -> str:

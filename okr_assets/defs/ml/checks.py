@@ -53,8 +53,10 @@ def okr_realised_auc_holds_up(context: AssetCheckExecutionContext, warehouse: Wa
     return AssetCheckResult(
         passed=worse.empty,
         severity=AssetCheckSeverity.WARN,
-        description=("realised ROC-AUC within 0.05 of holdout for every judged version" if worse.empty else
-                     f"model version(s) {', '.join(worse['model_version'])} realise ROC-AUC more than "
+        description=(f"nothing to judge yet: no model version has {MIN_JUDGED}+ served predictions "
+                     "for closed cycles" if judged.empty else
+                     f"realised ROC-AUC within {AUC_TOLERANCE} of holdout for every judged version" if worse.empty
+                     else f"model version(s) {', '.join(worse['model_version'])} realise ROC-AUC more than "
                      f"{AUC_TOLERANCE} below their holdout ROC-AUC"),
         metadata={"versions_judged": len(judged),
                   "pooled": markdown_table(pooled.drop(columns="week").round(4))},

@@ -8,7 +8,7 @@ DAGSTER_PORT ?= 3000
 export OKR_HOME
 export DAGSTER_HOME := $(OKR_HOME)/dagster
 
-.PHONY: run test demo install init-home system-deps lint clean-data mlflow-ui bench-model bench-drift
+.PHONY: run test demo install init-home system-deps lint clean-data mlflow-ui bench-model bench-drift bench
 
 # System tools the test suite needs, as apt-package:command pairs; chromium is the browser the UI
 # tests drive (Playwright's own browser download is not used).
@@ -66,6 +66,12 @@ bench-model: install
 ## bench-drift: drift detector false-alarm and detection rates (one JSON line)
 bench-drift: install
 	$(BIN)/python -m benchmarks.drift_quality
+
+## bench: the six performance benchmarks (services started and stopped by each); one JSON line each
+## on stdout, progress on stderr. Sizes: OKR_BENCH_* (see each module's docstring).
+BENCHMARKS := kafka_ingest freshness batch_pipeline backfill sensor_tick code_load
+bench: install
+	@for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b 2>>$${OKR_BENCH_LOG:-/dev/null} || exit 1; done
 
 lint: install
 	$(BIN)/ruff check okr_assets okr_assets_tests benchmarks

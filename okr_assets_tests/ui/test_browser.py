@@ -46,7 +46,7 @@ class Shots:
     def take(self, step: str) -> Path:
         self.count += 1
         path = self.folder / f"{self.count:02d}-{step}.png"
-        self.page.screenshot(path=path)
+        self.page.screenshot(path=path, animations="disabled")  # dialogs fully faded in
         return path
 
 
@@ -85,32 +85,6 @@ def shots(page: Page, tmp_path: Path) -> Iterator[Shots]:
     taken = Shots(page, tmp_path)
     yield taken
     taken.take("end")  # the page as the test left it, also when it failed
-
-
-def test_lineage_shows_every_asset_and_its_checks(page: Page, shots: Shots) -> None:
-    page.set_viewport_size(GRAPH_VIEWPORT)
-    page.goto("/asset-groups")
-    expect(page.get_by_text("Global asset lineage")).to_be_visible()
-    page.get_by_role("button", name="settings", exact=True).last.click()
-    page.get_by_role("menuitem", name="Expand all groups").click()
-    page.keyboard.press("Escape")
-    for asset, group in EXPECTED_ASSETS.items():
-        node = page.locator("[class*=AssetNode_assetNodeBox]").filter(
-            has=page.get_by_text(asset, exact=True))
-        expect(node, f"{asset} in the graph").to_have_count(1)
-        checks = len(CHECKS_BY_ASSET.get(asset, []))
-        # The node's "Asset checks" row: "k / n Passed" once evaluated, "–" for an asset without.
-        expected = re.compile(rf"\d+ / {checks}\b") if checks else "–"
-        expect(node.get_by_text("Asset checks").locator("xpath=..")).to_contain_text(expected)
-        expect(page.get_by_text(group, exact=True).first).to_be_visible()
-    shots.take("lineage")
-
-    page.set_viewport_size(VIEWPORT)
-    for asset, names in CHECKS_BY_ASSET.items():
-        page.goto(f"/assets/{asset}?view=checks")
-        for name in names:
-            expect(_visible_text(page, name), f"check {name} of {asset}").to_be_visible()
-    shots.take("checks")
 
 
 def test_materialize_an_unpartitioned_asset(page: Page, shots: Shots, stack: UiStack) -> None:
@@ -217,6 +191,33 @@ def test_drift_report_renders_its_markdown_summary(page: Page, shots: Shots) -> 
     for feature in ("progress", "confidence", "okr_kind", "predicted_risk"):
         expect(table.get_by_role("cell", name=feature, exact=True)).to_be_visible()
     shots.take("drift-summary")
+
+
+def test_lineage_shows_every_asset_and_its_checks(page: Page, shots: Shots) -> None:
+    # Last, so that its screenshot shows the graph after the other tests' runs (all materialized).
+    page.set_viewport_size(GRAPH_VIEWPORT)
+    page.goto("/asset-groups")
+    expect(page.get_by_text("Global asset lineage")).to_be_visible()
+    page.get_by_role("button", name="settings", exact=True).last.click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.keyboard.press("Escape")
+    for asset, group in EXPECTED_ASSETS.items():
+        node = page.locator("[class*=AssetNode_assetNodeBox]").filter(
+            has=page.get_by_text(asset, exact=True))
+        expect(node, f"{asset} in the graph").to_have_count(1)
+        checks = len(CHECKS_BY_ASSET.get(asset, []))
+        # The node's "Asset checks" row: "k / n Passed" once evaluated, "–" for an asset without.
+        expected = re.compile(rf"\d+ / {checks}\b") if checks else "–"
+        expect(node.get_by_text("Asset checks").locator("xpath=..")).to_contain_text(expected)
+        expect(page.get_by_text(group, exact=True).first).to_be_visible()
+    shots.take("lineage")
+
+    page.set_viewport_size(VIEWPORT)
+    for asset, names in CHECKS_BY_ASSET.items():
+        page.goto(f"/assets/{asset}?view=checks")
+        for name in names:
+            expect(_visible_text(page, name), f"check {name} of {asset}").to_be_visible()
+    shots.take("checks")
 
 
 def _visible_text(page: Page, text: str) -> Locator:

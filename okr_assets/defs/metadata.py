@@ -6,10 +6,11 @@ from collections.abc import Mapping
 
 import pandas as pd
 import pandera.pandas as pa
-from dagster import MetadataValue, TableSchema
+from dagster import MetadataValue, TableColumn, TableSchema
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from okr_assets import settings
+from okr_assets.lib.schemas import sql_columns
 
 # The engine the tables live in, shown as a kind (icon) on every table asset.
 WAREHOUSE_KIND = settings.warehouse_kind()
@@ -17,12 +18,18 @@ _SCHEMAS: dict[type, TableSchema] = {}
 
 
 def column_schema(model: type[pa.DataFrameModel]) -> TableSchema:
-    """The Dagster column schema of a Pandera model (descriptions and constraints included)."""
+    """The Dagster column schema of a Pandera model (descriptions and constraints included), with
+    each column's warehouse SQL type (DATE, TIMESTAMPTZ, ...): what a user querying the table sees,
+    rather than the pandas dtype (``datetime64[ns]``, ``string[python]``)."""
     if model not in _SCHEMAS:
         with warnings.catch_warnings():  # the helper is marked beta; we only read its schema
             warnings.simplefilter("ignore")
             meta = pandera_schema_to_dagster_type(model).metadata["schema"]
-        _SCHEMAS[model] = meta.schema
+        sql = dict(sql_columns(model))
+        _SCHEMAS[model] = TableSchema(
+            columns=[TableColumn(name=c.name, type=sql.get(c.name, c.type), description=c.description,
+                                 constraints=c.constraints, tags=c.tags) for c in meta.schema.columns],
+            constraints=meta.schema.constraints)
     return _SCHEMAS[model]
 
 

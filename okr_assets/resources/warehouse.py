@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class LandResult:
     # okr_processed partitions whose content may change: those of the new rows, and those of
     # older versions of the same check-ins (which the new rows now supersede).
     touched_partitions: set[str]
+    # rows inserted per landed file (sha256), when files were landed
+    inserted_by_file: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,13 +178,16 @@ class WarehouseResource(ConfigurableResource):
     # -- writes --------------------------------------------------------------------------------
 
     def land_raw(self, rows: pd.DataFrame, file_sha256: str | None = None, file_name: str | None = None,
-                 run_id: str = "") -> LandResult:
+                 run_id: str = "", files: Sequence[tuple[str, str]] = ()) -> LandResult:
         """Append rows to okr_raw, skipping any whose ``source_key`` already landed.
 
         ``raw_id`` is assigned in row order after the current maximum, inside the write
         transaction (which holds the table's write lock), so it orders versions of a check-in by
-        ingestion even when two landing runs commit at the same time.
+        ingestion even when two landing runs commit at the same time. ``files`` (sha256, name)
+        are the files the rows come from (source keys ``file:<sha256>:<line>``), recorded as
+        landed in the same transaction; several files land in one transaction.
         """
+        files = [*files, *([(file_sha256, file_name or "")] if file_sha256 else [])]
         t = TABLES["okr_raw"]
         types = [(c, sql) for c, sql in sql_columns(TABLE_MODELS["okr_raw"]) if c != "raw_id"]
         cols = [c for c, _ in types]
@@ -198,7 +203,7 @@ class WarehouseResource(ConfigurableResource):
                 f"INSERT INTO {t.qualified} ({collist}, raw_id) "
                 f"SELECT {collist}, (SELECT coalesce(max(raw_id), 0) FROM {t.qualified}) + _rn "
                 f"FROM okr_incoming ORDER BY _rn ON CONFLICT DO NOTHING "
-                f"RETURNING raw_id, partition_date, checkin_id")
+                f"RETURNING raw_id, partition_date, checkin_id, source_key")
             backend.unstage(con, "okr_incoming")
             # Partitions holding older versions of the landed check-ins change too.
             backend.stage(con, "okr_returned", returned[["checkin_id"]], [("checkin_id", "TEXT")])
@@ -207,12 +212,27 @@ class WarehouseResource(ConfigurableResource):
                 f"SELECT DISTINCT partition_date FROM {t.qualified} WHERE trim(checkin_id) IN "
                 "(SELECT trim(checkin_id) FROM okr_returned WHERE checkin_id IS NOT NULL)")
             backend.unstage(con, "okr_returned")
-            if file_sha256:
+            by_file = (returned["source_key"].astype("string").str.split(":", n=2).str[1].value_counts().to_dict()
+                       if files else {})
+            for sha256, name in files:
                 backend.execute(
                     con, f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) ON CONFLICT DO NOTHING",
-                    [file_sha256, file_name, len(returned), run_id])
+                    [sha256, name, int(by_file.get(sha256, 0)), run_id])
         touched = {_day(d) for d in pd.concat([returned["partition_date"], older["partition_date"]]).dropna()}
-        return LandResult(inserted=len(returned), touched_partitions=touched)
+        return LandResult(inserted=len(returned), touched_partitions=touched,
+                          inserted_by_file={sha: int(by_file.get(sha, 0)) for sha, _ in files})
+
+    def landed_digests(self, digests: Sequence[str]) -> set[str]:
+        """The file hashes among ``digests`` that already landed (one query for a whole batch)."""
+        if not digests:
+            return set()
+        backend = self.backend
+        with self.transaction() as con:  # PostgreSQL drops the staged table at commit
+            backend.stage(con, "okr_digests", pd.DataFrame({"sha256": list(digests)}), [("sha256", "TEXT")])
+            found = backend.fetch(con, f"SELECT sha256 FROM {LANDED_FILES.qualified} "
+                                       "WHERE sha256 IN (SELECT sha256 FROM okr_digests)")
+            backend.unstage(con, "okr_digests")
+        return set(found["sha256"].tolist())
 
     def append(self, table: str, frame: pd.DataFrame) -> None:
         with self.transaction() as con:

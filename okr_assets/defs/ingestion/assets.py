@@ -118,22 +118,33 @@ def okr_raw(
     )
 
 
+# Files are landed together, up to this many rows per transaction: one connection, one lookup of
+# older versions and one commit per batch instead of per file (84 files of 100k rows: 22 s -> see
+# README Performance), while a batch still bounds the memory of a run.
+_LAND_BATCH_ROWS = 100_000
+
+
 def _land_files(
     context: AssetExecutionContext, names: list[str], warehouse: WarehouseResource,
     landing: LandingFolderResource, ingested_at: pd.Timestamp, tally: _Tally,
 ) -> None:
     run_id = context.run.run_id
+    present: list[tuple[str, Path, str]] = []
     for name in names:
         path = landing.landing / Path(name).name
         if not path.is_file():
             context.log.warning(f"{name}: no longer in {landing.landing}; nothing to land")
             continue
-        data = path.read_bytes()
-        digest = sha256_of(data)
-        if warehouse.file_landed(digest):
+        present.append((name, path, sha256_of(path.read_bytes())))
+    landed = warehouse.landed_digests(sorted({digest for _, _, digest in present}))
+    batch: list[tuple[str, str, pd.DataFrame]] = []
+    for name, path, digest in present:
+        if digest in landed:
             tally.files_skipped += 1
             context.log.info(f"{name}: these bytes already landed (sha256 {digest[:12]}); skipped")
             continue
+        landed.add(digest)  # the same bytes twice in one run land once
+        data = path.read_bytes()
         try:
             parsed = read_checkin_csv(data)
             rows = rows_from_file(parsed, name, digest, ingested_at, FIRST_PARTITION, run_id)
@@ -143,13 +154,26 @@ def _land_files(
             tally.quarantined += 1
             context.log.error(f"{name}: cannot be read ({exc}); moved to {target}")
             rows = unreadable_file_row(name, digest, data, exc.code, str(exc), ingested_at, run_id)
-        result = warehouse.land_raw(rows, file_sha256=digest, file_name=name, run_id=run_id)
-        tally.rows_landed += result.inserted
-        tally.rows_seen += len(rows)
-        tally.touched |= result.touched_partitions
+        batch.append((name, digest, rows))
+        if sum(len(r) for _, _, r in batch) >= _LAND_BATCH_ROWS:
+            _land_file_batch(context, batch, warehouse, run_id, tally)
+            batch = []
+    if batch:
+        _land_file_batch(context, batch, warehouse, run_id, tally)
+
+
+def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str, pd.DataFrame]],
+                     warehouse: WarehouseResource, run_id: str, tally: _Tally) -> None:
+    rows = pd.concat([r for _, _, r in batch], ignore_index=True)
+    result = warehouse.land_raw(rows, run_id=run_id, files=[(digest, name) for name, digest, _ in batch])
+    tally.rows_landed += result.inserted
+    tally.rows_seen += len(rows)
+    tally.touched |= result.touched_partitions
+    for name, digest, file_rows in batch:
         tally.sources.append(name)
-        context.log.info(f"{name}: landed {result.inserted} of {len(rows)} rows; "
-                         f"touches {len(result.touched_partitions)} okr_processed partition(s)")
+        context.log.info(f"{name}: landed {result.inserted_by_file.get(digest, 0)} of {len(file_rows)} rows")
+    context.log.info(f"{len(batch)} file(s) landed in one transaction; they touch "
+                     f"{len(result.touched_partitions)} okr_processed partition(s)")
 
 
 def _land_kafka(

@@ -21,12 +21,17 @@ from dagster import (
 from okr_assets.defs.ml.assets import OKR_FEATURES, OKR_MODEL
 
 OKR_DRIFT_REPORT = AssetKey("okr_drift_report")
+# Every ML run shares one lane (okr/lane, one run per lane in the embedded instance config), so
+# training and scoring never take both run slots from landing and okr_processed refreshes, which
+# carry the freshness of new check-ins (benchmarks/freshness.py).
+ML_LANE = {"okr/lane": "ml"}
 
 okr_retrain_schedule = ScheduleDefinition(
     name="okr_retrain_schedule",
     cron_schedule="0 4 * * 1",
     execution_timezone="UTC",
     target=[OKR_MODEL],
+    tags=ML_LANE,
     default_status=DefaultScheduleStatus.RUNNING,
     description="Retrains okr_model every Monday 04:00 UTC; predictions and the drift report follow.",
 )
@@ -39,6 +44,7 @@ okr_automation_sensor = AutomationConditionSensorDefinition(
     target=AssetSelection.assets("okr_predictions", "okr_drift_report", "okr_model_performance"),
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
+    run_tags=ML_LANE,
     description="Refreshes okr_predictions, okr_drift_report and okr_model_performance when their "
                 "parents (features, model, curated outcomes) change.",
 )
@@ -86,12 +92,13 @@ def okr_retrain_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
         last = drifted[-1]
         features = getattr(last.asset_materialization.metadata.get("drifted_features"), "data", [])
         requests.append(RunRequest(run_key=f"drift:{last.storage_id}", asset_selection=[OKR_MODEL],
-                                   tags={"okr/trigger": "drift", "okr/drifted_features": ",".join(features)[:200]}))
+                                   tags={**ML_LANE, "okr/trigger": "drift",
+                                         "okr/drifted_features": ",".join(features)[:200]}))
     if not drifted and instance.get_latest_materialization_event(OKR_MODEL) is None:
         first = instance.fetch_materializations(OKR_FEATURES, limit=1).records
         if first:
             requests.append(RunRequest(run_key=f"initial:{first[0].storage_id}", asset_selection=[OKR_MODEL],
-                                       tags={"okr/trigger": "initial training"}))
+                                       tags={**ML_LANE, "okr/trigger": "initial training"}))
         else:
             reason = "no model yet, and no okr_features to train on yet"
     if not requests:

@@ -1,6 +1,9 @@
 """The Dagster UI as data engineers use it, in a real browser: Playwright drives Debian's Chromium
 against a real code server + dagster-webserver + dagster-daemon (okr_assets_tests/ui/stack.py)
-filled by `okr-assets demo`.
+filled by `okr-assets demo`. The scenarios: Materialize an unpartitioned asset; backfill a date
+range of okr_processed from the partitions dialog; the landing and Kafka sensors running and
+ticking; the drift report's Markdown summary; and, last so that its screenshot shows everything
+materialized, every asset of the lineage graph with its checks.
 
 Every step waits on page state (Playwright's auto-waiting locators and `expect`), never on fixed
 sleeps, and saves a screenshot under the test's tmp_path (`NN-step.png`); pytest keeps the
@@ -31,6 +34,9 @@ RUN_TIMEOUT_MS = 120_000
 # The backfill daemon looks at backfills every 30 s: one pass launches the run, a later one marks
 # the backfill complete.
 BACKFILL_TIMEOUT_MS = 150_000
+
+# Generous waits for page state on a busy 2-core machine; a passing step returns as soon as it holds.
+expect.set_options(timeout=20_000)
 
 CHECKS_BY_ASSET: dict[str, list[str]] = {}
 for _asset, _check in sorted(EXPECTED_CHECKS):
@@ -71,7 +77,8 @@ def stack(browser: Browser, tmp_path_factory: pytest.TempPathFactory, kafka_boot
 
 @pytest.fixture
 def page(browser: Browser, stack: UiStack) -> Iterator[Page]:
-    context = browser.new_context(base_url=stack.url, viewport=VIEWPORT)
+    # Fixed locale and time zone: the tests read times as the UI formats them ("1:05:12 PM").
+    context = browser.new_context(base_url=stack.url, viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
     context.set_default_timeout(30_000)
     try:
         yield context.new_page()
@@ -101,7 +108,7 @@ def test_materialize_an_unpartitioned_asset(page: Page, shots: Shots, stack: UiS
     page.goto("/runs")
     page.get_by_role("link").filter(has_text=re.compile(rf"^{run_id}$")).first.click()
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}"))
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    expect(_visible_text(page, "Success")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     shots.take("run-succeeded")
 
     data = stack.graphql("""query($id: ID!) { runOrError(runId: $id) { ... on Run {

@@ -25,15 +25,22 @@ def pandera_check_result(
         cases = err.failure_cases.copy()
         # Row-level (DataFrame-wide) rules report one failure per column of a failing row;
         # name them as row rules and count failing rows instead.
-        row_rule = cases["schema_context"].eq("DataFrameSchema") & cases["check"].notna()
-        cases["column"] = cases["column"].astype("string").where(~row_rule, "(row rule)").fillna("(table)")
+        # DataFrame-level failures without a row (a missing column) concern the table.
+        frame_rule = cases["schema_context"].eq("DataFrameSchema") & cases["check"].notna()
+        row_rule = frame_rule & cases["index"].notna()
+        cases["column"] = (cases["column"].astype("string").where(~row_rule, "(row rule)")
+                           .where(~(frame_rule & ~row_rule), "(table)").fillna("(table)"))
         summary = (
             cases.groupby(["column", "check"], dropna=False)["index"].nunique(dropna=False)
             .rename("failing_rows").reset_index().sort_values("failing_rows", ascending=False)
         )
-        row_index = pd.to_numeric(cases["index"], errors="coerce").dropna().astype(int).unique()[:10]
-        examples = frame.iloc[[i for i in row_index if 0 <= i < len(frame)]]
+        key, ids = _row_names(model, frame)
         cases = cases.drop_duplicates(["column", "check", "index"])
+        # A row rule's failure_case is whichever column pandera reported first: say "whole row".
+        cases["failure_case"] = cases["failure_case"].astype(str).where(~cases["column"].eq("(row rule)"),
+                                                                          "(whole row)")
+        labels = pd.to_numeric(cases["index"], errors="coerce").astype("Int64")  # None: table-level failure
+        cases[key] = labels.map(ids).fillna("(table)")
         first = summary.iloc[0]
         return AssetCheckResult(
             passed=False,
@@ -45,9 +52,8 @@ def pandera_check_result(
                 "rows_checked": len(frame),
                 "failure_count": len(cases),
                 "failures_by_rule": markdown_table(summary),
-                "failure_cases": markdown_table(
-                    cases[["column", "check", "failure_case", "index"]].astype(str)),
-                "example_rows": markdown_table(examples.astype(str), limit=10),
+                "failure_cases": markdown_table(cases[["column", "check", key, "failure_case"]].astype(str)),
+                "example_rows": _example_rows(frame, ids, labels),
             },
         )
     return AssetCheckResult(
@@ -55,6 +61,27 @@ def pandera_check_result(
         metadata={"scope": scope, "rows_checked": len(frame),
                   "rules": MetadataValue.int(_rule_count(model))},
     )
+
+
+def _row_names(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> tuple[str, pd.Series]:
+    """Name failing rows by the model's unique key column (e.g. checkin_id), which a user can look
+    up in the table, rather than by their position in the checked frame."""
+    schema = model.to_schema()
+    key = next((n for n, c in schema.columns.items() if c.unique and n in frame.columns), None)
+    if key is None:
+        return "row", pd.Series([f"row {i}" for i in range(len(frame))], index=frame.index)
+    return key, frame[key].astype(str)
+
+
+def _example_rows(frame: pd.DataFrame, ids: pd.Series, labels: pd.Series, limit: int = 5) -> MetadataValue:
+    """Up to ``limit`` failing rows, one column each and one line per field: a table row with 30
+    fields side by side does not fit a dialog."""
+    failing = [label for label in labels.dropna().unique() if label in frame.index][:limit]
+    if not failing:
+        return MetadataValue.md("_no single rows: the failures are about the table as a whole_")
+    shown = frame.loc[failing].astype(str).T
+    shown.columns = [ids[label] for label in failing]
+    return markdown_table(shown.reset_index(names="field"), limit=len(shown))
 
 
 def _rule_count(model: type[pa.DataFrameModel]) -> int:

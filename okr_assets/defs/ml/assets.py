@@ -74,8 +74,9 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     labelled = features[features["label"].notna()]
     context.log.info(f"okr_features {start}..{end}: {len(features)} rows, {len(labelled)} labelled")
     return MaterializeResult(metadata={
-        "dagster/row_count": len(features),
+        "dagster/row_count": warehouse.count("okr_features"),  # the whole table, as for okr_processed
         "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
+        "rows_written": len(features),
         "cycles": MetadataValue.json(sorted(features["cycle_id"].unique().tolist())),
         "key_results": int(features[["key_result_id", "cycle_id"]].drop_duplicates().shape[0]),
         "labelled_rows": len(labelled),

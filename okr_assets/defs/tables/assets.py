@@ -119,11 +119,13 @@ def process_range(
         f"rejected {n_rej} + deduplicated {n_dup}; rejects by reason {by_reason}")
     published = _notify_updates(context, kafka, start, end, raw, accepted, rejects, superseded)
     common = {"partition_range": _range_label(start, end), "rows_landed": landed}
+    # dagster/row_count is the whole table (the UI shows it as "Row count"); one run writes a range
+    # of partitions, so the counts of this range are the rows_* entries.
     yield MaterializeResult(
         asset_key=OKR_PROCESSED,
         metadata={
             **common,
-            "dagster/row_count": n_acc,
+            "dagster/row_count": warehouse.count("okr_processed"),
             "rows_accepted": n_acc,
             "rows_rejected": n_rej,
             "rows_deduplicated": n_dup,
@@ -135,7 +137,8 @@ def process_range(
     )
     yield MaterializeResult(
         asset_key=OKR_REJECTS,
-        metadata={**common, "dagster/row_count": n_rej, "rejects_by_reason": counts_table(by_reason)},
+        metadata={**common, "dagster/row_count": warehouse.count("okr_rejects"), "rows_rejected": n_rej,
+                  "rejects_by_reason": counts_table(by_reason)},
     )
 
 
@@ -204,8 +207,9 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
         f"okr_curated {start}..{end}: {len(curated)} key results from {len(processed)} check-ins")
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(curated),
+            "dagster/row_count": warehouse.count("okr_curated"),  # the whole table, as for okr_processed
             "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
+            "rows_written": len(curated),
             "checkins_read": len(processed),
             "cycles": MetadataValue.json(sorted(curated["cycle_id"].unique().tolist())),
             "closed_key_results": len(closed),

@@ -129,6 +129,9 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 def _copy_field(series: pd.Series) -> pd.Series:
     """One column as PostgreSQL COPY text-format fields: ``\\N`` for null, backslash escapes."""
     missing = series.isna()
@@ -144,8 +147,7 @@ def _copy_field(series: pd.Series) -> pd.Series:
         values = series.astype("object").map(lambda v: "" if pd.isna(v) else str(int(v)))
     else:
         values = series.astype("object").map(lambda v: "" if v is None or v is pd.NA else str(v))
-        values = (values.str.replace("\\", "\\\\", regex=False).str.replace("\t", "\\t", regex=False)
-                  .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False))
+        values = values.str.translate(_COPY_ESCAPES)  # one pass instead of four str.replace
     return values.astype("object").where(~missing, "\\N")
 
 

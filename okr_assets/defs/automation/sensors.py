@@ -60,7 +60,10 @@ def range_request(assets: list[AssetKey], start: str, end: str, run_key: str, re
         run_key=run_key,
         asset_selection=assets,
         tags={RANGE_START: start, RANGE_END: end, "okr/trigger": reason,
-              "okr/lane": f"refresh:{target}", REFRESH_TARGET: target},
+              "okr/lane": f"refresh:{target}", REFRESH_TARGET: target,
+              # okr_processed is on the path from a new check-in to a queryable row: it is
+              # dequeued before curated, feature and ML runs (benchmarks/freshness.py)
+              **({"dagster/priority": "10"} if assets[0] == OKR_PROCESSED else {})},
     )
 
 

@@ -114,7 +114,9 @@ def okr_kafka_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> 
         requests.append(RunRequest(
             run_key=f"kafka:{topic}:e{cursor.epoch}:{described}",
             run_config=RunConfig(ops={"okr_raw": LandingConfig(kafka_ranges=ranges)}),
-            tags={"okr/source": "kafka", "okr/lane": "landing:kafka", "okr/kafka_topic": topic,
+            # dagster/priority: new check-ins start before queued curated/feature/ML runs (freshness)
+            tags={"okr/source": "kafka", "okr/lane": "landing:kafka", "dagster/priority": "10",
+                  "okr/kafka_topic": topic,
                   "okr/kafka_epoch": str(cursor.epoch), "okr/kafka_offsets": described[:200],
                   "okr/kafka_messages": str(sum(r.end - r.start for r in ranges))},
         ))

@@ -164,6 +164,18 @@ def test_backfill_a_date_range_from_the_partitions_dialog(page: Page, shots: Sho
                     for r in backfill["runs"] for m in r["assetMaterializations"]}
     assert materialized == {(a, d) for a in ("okr_processed", "okr_rejects") for d in days}
 
+    # What the asset page then tells a data engineer: the range the run wrote, its row accounting
+    # and rejects by reason, the owner, and the warehouse type of each column.
+    page.goto("/assets/okr_processed")
+    # (Short Markdown renders in place, longer behind "[Show Markdown]"; no rejects reads "none".)
+    for key, value in (("partition_range", f"{days[0]} .. {days[-1]}"), ("counts_add_up", "true"),
+                       ("rejects_by_reason", re.compile(r"reason|none|Show Markdown"))):
+        row = page.get_by_role("row").filter(has=page.get_by_text(key, exact=True))
+        expect(row).to_contain_text(value)
+    expect(page.get_by_text("okr-data-platform")).to_be_visible()
+    expect(page.get_by_role("row").filter(has=page.get_by_text("cycle_start", exact=True))).to_contain_text("DATE")
+    shots.take("asset-metadata")
+
 
 def test_automation_page_shows_sensors_running_and_ticking(page: Page, shots: Shots) -> None:
     page.goto("/automation")

@@ -5,7 +5,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from okr_assets_tests.conftest import BIN, REPO
+
+# Whole-stack tests share one xdist worker: they start servers and time them, so they run one
+# after another while the other worker takes the in-process tests.
+pytestmark = pytest.mark.xdist_group("stack")
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:

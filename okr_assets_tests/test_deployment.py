@@ -27,6 +27,10 @@ from okr_assets_tests.conftest import BIN, REPO, checkin, write_csv
 from okr_assets_tests.postgres import PostgresServer
 from okr_assets_tests.processes import free_port, graphql, port_open, start, stop, wait_until
 
+# Whole-stack tests share one xdist worker: they start servers and time them, so they run one
+# after another while the other worker takes the in-process tests.
+pytestmark = pytest.mark.xdist_group("stack")
+
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SERVICES = {"postgres", "kafka", "mlflow", "code", "webserver", "daemon"}
 PUBLISHED = {"webserver": 3000, "mlflow": 5000}  # the web UIs; nothing else leaves the host network

@@ -16,6 +16,10 @@ from okr_assets_tests.conftest import BIN, REPO, checkin, write_csv
 from okr_assets_tests.processes import free_port, graphql, start, stop, wait_until
 from okr_assets_tests.test_definitions import EXPECTED_ASSETS, SENSORS
 
+# Whole-stack tests share one xdist worker: they start servers and time them, so they run one
+# after another while the other worker takes the in-process tests.
+pytestmark = pytest.mark.xdist_group("stack")
+
 ASSETS_QUERY = "{ assetNodes { assetKey { path } groupName hasAssetChecks } }"
 SENSORS_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   sensors { name sensorState { status } } schedules { name scheduleState { status } } } } } }"""

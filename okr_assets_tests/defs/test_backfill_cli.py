@@ -4,11 +4,16 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from okr_assets.instance import ensure_dagster_home
 from okr_assets.resources import WarehouseResource
 from okr_assets_tests.conftest import BIN, REPO, checkin, write_csv
+
+# Whole-stack tests share one xdist worker: they start servers and time them, so they run one
+# after another while the other worker takes the in-process tests.
+pytestmark = pytest.mark.xdist_group("stack")
 
 
 def _dagster(args: list[str], env: dict) -> str:

@@ -22,6 +22,10 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from okr_assets_tests.test_definitions import EXPECTED_ASSETS, EXPECTED_CHECKS
 from okr_assets_tests.ui.stack import KAFKA_MESSAGES, UiStack, ui_stack
 
+# Whole-stack tests share one xdist worker: they start servers and time them, so they run one
+# after another while the other worker takes the in-process tests.
+pytestmark = pytest.mark.xdist_group("stack")
+
 # Debian's Chromium (`make system-deps` installs it); Playwright's own browser download does not
 # work on our machines. OKR_TEST_CHROMIUM points at another Chromium build.
 CHROMIUM = Path(os.environ.get("OKR_TEST_CHROMIUM", "/usr/bin/chromium"))

@@ -118,5 +118,9 @@ def run_dev(port: int, kafka_port: int, trickle_rate: float) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C (or SIGTERM) while shutting down must not abort the cleanup half-way and
+        # orphan the broker or the producer: ignore both until every child is stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in reversed(children):
             _terminate(child)

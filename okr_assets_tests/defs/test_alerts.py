@@ -10,9 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import (
-    AssetCheckKey,
     AssetKey,
-    AssetSelection,
     DagsterInstance,
     SensorResult,
     build_sensor_context,
@@ -30,9 +28,9 @@ from dagster._daemon.freshness import FreshnessDaemon
 from okr_assets.definitions import defs
 from okr_assets.defs.monitoring.sensors import okr_alert_sensor, okr_run_failure_sensor
 from okr_assets.resources import AlertsResource
-from okr_assets_tests.conftest import REPO, checkin, write_csv
-from okr_assets_tests.defs.test_assets import ASSETS, land, metadata, process
-from okr_assets_tests.defs.test_ml import _pipeline
+from okr_assets_tests.conftest import REPO
+from okr_assets_tests.defs.test_assets import ASSETS, fail_the_processed_check, metadata
+from okr_assets_tests.defs.test_ml import _pipeline, drift_the_open_cycle
 from okr_assets_tests.processes import free_port
 from okr_assets_tests.webhook import WebhookServer
 
@@ -68,17 +66,7 @@ def _alerts(resources: dict) -> pd.DataFrame:
 
 
 def _fail_a_blocking_check(okr_home: Path, resources: dict, instance: DagsterInstance) -> str:
-    """Someone edits okr_processed by hand; re-checking it blocks okr_curated and fails the run."""
-    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
-    land(instance, resources)
-    assert process(instance, resources).success
-    resources["warehouse"].execute("UPDATE okr_processed.okr_processed SET score = 0.99 WHERE checkin_id = 'c1'")
-    selection = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema")) \
-        | AssetSelection.assets("okr_curated")
-    result = materialize(ASSETS, selection=selection, instance=instance, resources=resources,
-                         partition_key="2025-07-01", raise_on_error=False)
-    assert not result.success
-    return result.run_id
+    return fail_the_processed_check(okr_home, resources, instance).run_id
 
 
 def test_failed_run_and_blocking_check_reach_the_webhook_once(okr_home: Path, resources: dict, instance,
@@ -134,14 +122,7 @@ def test_new_significant_drift_reaches_the_webhook_once(okr_home: Path, resource
     _pipeline(okr_home, resources, instance)
     assert materialize(ASSETS, selection=["okr_model"], instance=instance, resources=resources).success
     start = _alert_tick(instance, None, res)
-    # The open cycle's key results suddenly report much more progress and confidence (as in test_ml).
-    warehouse = resources["warehouse"]
-    warehouse.execute("UPDATE okr_processed.okr_processed SET progress = progress + 1.5, "
-                      "score = least(greatest(progress + 1.5, 0), 1), confidence = 10 "
-                      "WHERE cycle_end >= current_date")
-    quarter = warehouse.query("SELECT max(cycle_quarter) AS q FROM okr_ml.okr_features")["q"][0].strftime("%Y-%m-%d")
-    assert materialize(ASSETS, selection=["okr_features"], instance=instance, resources=resources,
-                       partition_key=quarter).success
+    drift_the_open_cycle(resources, instance)
     report = materialize(ASSETS, selection=["okr_drift_report"], instance=instance, resources=resources)
     assert metadata(report, "okr_drift_report")["drift_detected"] is True
 

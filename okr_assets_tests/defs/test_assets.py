@@ -142,18 +142,24 @@ def test_rematerializing_a_partition_replaces_exactly_that_partition(okr_home: P
     assert days["n"].tolist() == [3, 3]
 
 
-def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict, instance) -> None:
+def fail_the_processed_check(okr_home: Path, resources: dict, instance: DagsterInstance):
+    """Land and process three check-ins, then edit the warehouse by hand (a score that no longer
+    matches its progress) and re-check the stored partition with okr_curated downstream in one
+    run: the blocking check fails that run. Returns the run's result."""
     write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
     land(instance, resources)
     assert process(instance, resources).success
-    # Someone edits the warehouse by hand: a score that no longer matches its progress.
     resources["warehouse"].execute("UPDATE okr_processed.okr_processed SET score = 0.99 WHERE checkin_id = 'c1'")
-    # Re-check the stored partition and curate downstream in one run: the check blocks.
     selection = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema")) \
         | AssetSelection.assets("okr_curated")
     result = materialize(ASSETS, selection=selection, instance=instance, resources=resources,
                          partition_key="2025-07-01", raise_on_error=False)
     assert not result.success
+    return result
+
+
+def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict, instance) -> None:
+    result = fail_the_processed_check(okr_home, resources, instance)
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
     assert not evaluation.passed
     assert "score_is_clipped_progress" in evaluation.metadata["failures_by_rule"].value

@@ -40,6 +40,18 @@ def _pipeline(okr_home: Path, resources: dict, instance) -> None:
         assert materialize(ASSETS, selection=selection, instance=instance, resources=resources, tags=tags).success
 
 
+def drift_the_open_cycle(resources: dict, instance) -> None:
+    """The open cycle's key results suddenly report much more progress and confidence, and its
+    features are rebuilt from that new data."""
+    warehouse = resources["warehouse"]
+    warehouse.execute("UPDATE okr_processed.okr_processed SET progress = progress + 1.5, "
+                      "score = least(greatest(progress + 1.5, 0), 1), confidence = 10 "
+                      "WHERE cycle_end >= current_date")
+    quarter = warehouse.query("SELECT max(cycle_quarter) AS q FROM okr_ml.okr_features")["q"][0].strftime("%Y-%m-%d")
+    assert materialize(ASSETS, selection=["okr_features"], instance=instance, resources=resources,
+                       partition_key=quarter).success
+
+
 def test_train_register_predict_and_report(okr_home: Path, ml_resources: dict, instance) -> None:
     import mlflow
 
@@ -95,15 +107,7 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
     quiet = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=initial.cursor))
     assert isinstance(quiet, SensorResult) and not quiet.run_requests
 
-    # The open cycle's key results suddenly report much more progress and confidence, and the
-    # features are rebuilt from that new data.
-    warehouse = ml_resources["warehouse"]
-    warehouse.execute("UPDATE okr_processed.okr_processed SET progress = progress + 1.5, "
-                      "score = least(greatest(progress + 1.5, 0), 1), confidence = 10 "
-                      "WHERE cycle_end >= current_date")
-    quarter = warehouse.query("SELECT max(cycle_quarter) AS q FROM okr_ml.okr_features")["q"][0].strftime("%Y-%m-%d")
-    assert materialize(ASSETS, selection=["okr_features"], instance=instance, resources=ml_resources,
-                       partition_key=quarter).success
+    drift_the_open_cycle(ml_resources, instance)
     drift = materialize(ASSETS, selection=["okr_drift_report"], instance=instance, resources=ml_resources)
     report = metadata(drift, "okr_drift_report")
     assert report["drift_detected"] is True and "progress" in report["drifted_features"]

@@ -9,6 +9,8 @@ from dagster import AssetKey, build_schedule_context
 
 from okr_assets.definitions import defs
 from okr_assets.defs.automation.schedules import okr_curated_schedule, okr_refresh_schedule
+from okr_assets.defs.metadata import GENERATED, column_schema, pandera_column_schema, render_column_schemas
+from okr_assets.lib.schemas import TABLE_MODELS
 from okr_assets_tests.conftest import BIN, REPO
 
 EXPECTED_ASSETS = {
@@ -103,3 +105,12 @@ def test_heavy_libraries_stay_out_of_definitions_import() -> None:
             "print(' '.join(m for m in ('mlflow', 'sklearn', 'kafka') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == ""
+
+
+def test_column_schemas_are_generated_from_the_pandera_models() -> None:
+    # The code location ships column schemas as generated data (no Pandera import at load time);
+    # the Pandera models stay the source of truth, and this fails until the file is regenerated.
+    assert GENERATED.read_text(encoding="utf-8") == render_column_schemas(), (
+        "okr_assets/defs/column_schemas.py is out of date: run python -m okr_assets.defs.metadata --write")
+    for table, model in TABLE_MODELS.items():
+        assert column_schema(table) == pandera_column_schema(model), table

@@ -1,7 +1,9 @@
 """Pandera models of the four tables: the single source of each table's shape.
 
 Each model yields (1) the asset checks run on the stored table, (2) the Dagster column schema
-shown in the catalog, and (3) the warehouse DDL (``sql_columns``), so a column is declared once.
+shown in the catalog (generated into ``okr_assets/defs/column_schemas.py`` by
+``python -m okr_assets.defs.metadata --write``; a test fails while that file is out of date), and
+(3) the warehouse DDL (``sql_columns``), so a column is declared once.
 Dates are carried as midnight ``datetime64`` in pandas and stored as SQL ``DATE``
 (``metadata={"sql": "DATE"}``); timestamps are UTC.
 """

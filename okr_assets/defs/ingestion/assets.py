@@ -12,7 +12,6 @@ from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
 from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
 from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
-from okr_assets.lib.schemas import RawCheckins
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
 
 OWNERS = ["team:okr-data-platform"]
@@ -81,7 +80,7 @@ class _Tally:
     kinds={WAREHOUSE_KIND, "csv", "kafka", "pandas"},
     code_version="2",
     tags={"layer": "raw"},
-    metadata={"dagster/column_schema": column_schema(RawCheckins), "dagster/table_name": "okr_raw.okr_raw"},
+    metadata={"dagster/column_schema": column_schema("okr_raw"), "dagster/table_name": "okr_raw.okr_raw"},
 )
 def okr_raw(
     context: AssetExecutionContext, config: LandingConfig, warehouse: WarehouseResource,

@@ -30,7 +30,6 @@ from okr_assets.lib.features import (
     build_features,
     open_latest,
 )
-from okr_assets.lib.schemas import AtRiskPredictions, DriftReport, KeyResultFeatures, ModelPerformance
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
 
@@ -57,7 +56,7 @@ FOLLOW_PARENTS = (
     kinds={WAREHOUSE_KIND, "pandas", "pandera"},
     code_version="1",
     tags={"layer": "features"},
-    metadata={"dagster/column_schema": column_schema(KeyResultFeatures),
+    metadata={"dagster/column_schema": column_schema("okr_features"),
               "dagster/table_name": "okr_ml.okr_features"},
 )
 def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
@@ -208,7 +207,7 @@ def _load_champion() -> tuple[object, str, list[str], float | None] | None:
     code_version="1",
     automation_condition=FOLLOW_PARENTS,
     tags={"layer": "predictions"},
-    metadata={"dagster/column_schema": column_schema(AtRiskPredictions),
+    metadata={"dagster/column_schema": column_schema("okr_predictions"),
               "dagster/table_name": "okr_ml.okr_predictions"},
 )
 def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
@@ -256,7 +255,7 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
     automation_condition=FOLLOW_PARENTS,
     required_resource_keys={"mlflow", "warehouse"},
     tags={"layer": "monitoring"},
-    metadata={"dagster/column_schema": column_schema(DriftReport),
+    metadata={"dagster/column_schema": column_schema("okr_drift_report"),
               "dagster/table_name": "okr_ml.okr_drift_report"},
 )
 def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
@@ -317,7 +316,7 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
     code_version="1",
     automation_condition=FOLLOW_PARENTS,
     tags={"layer": "monitoring"},
-    metadata={"dagster/column_schema": column_schema(ModelPerformance),
+    metadata={"dagster/column_schema": column_schema("okr_model_performance"),
               "dagster/table_name": "okr_ml.okr_model_performance"},
 )
 def okr_model_performance(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:

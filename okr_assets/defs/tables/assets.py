@@ -26,7 +26,6 @@ from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, counts_table
 from okr_assets.defs.partitions import FIRST_PARTITION, daily_partitions, quarterly_partitions
 from okr_assets.lib.curation import curate
 from okr_assets.lib.routing import quarter_starts
-from okr_assets.lib.schemas import CuratedKeyResults, ProcessedCheckins, RejectedCheckins
 from okr_assets.lib.validation import split_superseded, validate_checkins
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources.kafka import BrokerUnavailableError
@@ -54,7 +53,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
             kinds={WAREHOUSE_KIND, "pandas", "pandera"}, code_version="1", tags={"layer": "processed"},
             description="Typed, validated, deduplicated check-ins with derived progress and score; "
                         "one daily partition per check-in date (UTC).",
-            metadata={"dagster/column_schema": column_schema(ProcessedCheckins),
+            metadata={"dagster/column_schema": column_schema("okr_processed"),
                       "dagster/table_name": "okr_processed.okr_processed"},
         ),
         AssetSpec(
@@ -62,7 +61,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
             kinds={WAREHOUSE_KIND, "pandas"}, code_version="1", tags={"layer": "processed"},
             description="Every landed row that failed validation, with its reason code, a sentence "
                         "and its lineage; nothing is dropped silently.",
-            metadata={"dagster/column_schema": column_schema(RejectedCheckins),
+            metadata={"dagster/column_schema": column_schema("okr_rejects"),
                       "dagster/table_name": "okr_processed.okr_rejects"},
         ),
     ],
@@ -186,7 +185,7 @@ def _notify_updates(
     kinds={WAREHOUSE_KIND, "pandas", "pandera"},
     code_version="1",
     tags={"layer": "curated"},
-    metadata={"dagster/column_schema": column_schema(CuratedKeyResults),
+    metadata={"dagster/column_schema": column_schema("okr_curated"),
               "dagster/table_name": "okr_curated.okr_curated"},
 )
 def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:

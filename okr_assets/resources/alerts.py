@@ -4,21 +4,26 @@ Raising an alert inserts it first (the table's unique key on ``alert_id``) and p
 the insert was new, so a sensor tick evaluated twice posts nothing twice: delivery is at most
 once, and a row whose status stays ``pending`` shows a post that never completed. A webhook that
 is down, slow or answers an error never fails the caller: the failure is logged and recorded as
-``failed: <reason>``.
+``failed: <reason>``. pandas (for the table rows) is imported when alerts are raised, not when
+the code location loads.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from okr_assets.lib.alerts import Alert, alerts_frame, slack_payload
 from okr_assets.resources.warehouse import TABLES, WarehouseResource
+
+if TYPE_CHECKING:
+    from okr_assets.lib.alerts import Alert
 
 DELIVERED = "delivered"
 PENDING = "pending"
@@ -39,6 +44,10 @@ class AlertsResource(ConfigurableResource):
         """Record, log and post each alert not raised before; returns those that were new."""
         if not alerts:
             return []
+        import pandas as pd
+
+        from okr_assets.lib.alerts import alerts_frame, slack_payload
+
         warehouse.setup()  # okr_alerts may not exist yet on a fresh warehouse
         status = PENDING if self.webhook_url else None
         raised: list[Alert] = []

@@ -13,6 +13,9 @@ drift from the checked shape. Every write that replaces rows (a partition range,
 one transaction: delete and load commit together or not at all. Values always travel as query
 parameters or through COPY/registered frames, never inside SQL text; identifiers come from the
 registry below and are quoted.
+
+pandas and Pandera are imported on first use (a query, ``setup()``), not with this module: the
+resource is built whenever the code location loads, which must stay light (README Performance).
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from okr_assets.lib.schemas import TABLE_MODELS, sql_columns
 from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, PostgresBackend, quote
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,7 @@ class WarehouseResource(ConfigurableResource):
         with backend.connect() as con:
             for table in (*TABLES.values(), LANDED_FILES):
                 backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
-                columns = (LANDED_FILES_COLUMNS if table is LANDED_FILES
-                           else sql_columns(TABLE_MODELS[table.name]))
+                columns = LANDED_FILES_COLUMNS if table is LANDED_FILES else _sql_columns(table.name)
                 ddl = ", ".join(f"{quote(c)} {t}" for c, t in columns)
                 if table.key:
                     ddl += f", PRIMARY KEY ({', '.join(quote(k) for k in table.key)})"
@@ -146,7 +149,7 @@ class WarehouseResource(ConfigurableResource):
                                          f"ON {table.qualified} ({quote(col)})")
 
     def columns(self, table: str) -> list[str]:
-        return [c for c, _ in sql_columns(TABLE_MODELS[_table(table).name])]
+        return [c for c, _ in _sql_columns(_table(table).name)]
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -187,9 +190,11 @@ class WarehouseResource(ConfigurableResource):
         are the files the rows come from (source keys ``file:<sha256>:<line>``), recorded as
         landed in the same transaction; several files land in one transaction.
         """
+        import pandas as pd
+
         files = [*files, *([(file_sha256, file_name or "")] if file_sha256 else [])]
         t = TABLES["okr_raw"]
-        types = [(c, sql) for c, sql in sql_columns(TABLE_MODELS["okr_raw"]) if c != "raw_id"]
+        types = [(c, sql) for c, sql in _sql_columns("okr_raw") if c != "raw_id"]
         cols = [c for c, _ in types]
         frame = rows.reset_index(drop=True).reindex(columns=cols)
         frame["_rn"] = range(1, len(frame) + 1)
@@ -218,7 +223,8 @@ class WarehouseResource(ConfigurableResource):
                 backend.execute(
                     con, f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) ON CONFLICT DO NOTHING",
                     [sha256, name, int(by_file.get(sha256, 0)), run_id])
-        touched = {_day(d) for d in pd.concat([returned["partition_date"], older["partition_date"]]).dropna()}
+        touched = {pd.Timestamp(d).strftime("%Y-%m-%d")
+                   for d in pd.concat([returned["partition_date"], older["partition_date"]]).dropna()}
         return LandResult(inserted=len(returned), touched_partitions=touched,
                           inserted_by_file={sha: int(by_file.get(sha, 0)) for sha, _ in files})
 
@@ -226,6 +232,8 @@ class WarehouseResource(ConfigurableResource):
         """The file hashes among ``digests`` that already landed (one query for a whole batch)."""
         if not digests:
             return set()
+        import pandas as pd
+
         backend = self.backend
         with self.transaction() as con:  # PostgreSQL drops the staged table at commit
             backend.stage(con, "okr_digests", pd.DataFrame({"sha256": list(digests)}), [("sha256", "TEXT")])
@@ -242,7 +250,7 @@ class WarehouseResource(ConfigurableResource):
         """Append the rows whose unique key is not in ``table`` yet; returns how many were new.
         Safe under concurrent writers (unique key + ``ON CONFLICT DO NOTHING``)."""
         t = _table(table)
-        types = sql_columns(TABLE_MODELS[table])
+        types = _sql_columns(table)
         collist = ", ".join(quote(c) for c, _ in types)
         backend = self.backend
         with self.transaction() as con:
@@ -280,15 +288,21 @@ def _table(name: str) -> Table:
     return TABLES[name]
 
 
+def _sql_columns(table: str) -> list[tuple[str, str]]:
+    """(column, SQL type) pairs of a table, from its Pandera model: the model is the DDL. Pandera
+    is imported here, when a table is first used, rather than when the code location loads."""
+    from okr_assets.lib.schemas import TABLE_MODELS, sql_columns
+
+    return sql_columns(TABLE_MODELS[table])
+
+
 def _column(table: Table, name: str) -> str:
     """A quoted column of a registered table; refuses names that are not in its schema."""
-    if table.name in TABLE_MODELS and name not in {c for c, _ in sql_columns(TABLE_MODELS[table.name])}:
+    from okr_assets.lib.schemas import TABLE_MODELS
+
+    if table.name in TABLE_MODELS and name not in {c for c, _ in _sql_columns(table.name)}:
         raise ValueError(f"{name!r} is not a column of {table.name}")
     return quote(name)
-
-
-def _day(value: object) -> str:
-    return pd.Timestamp(value).strftime("%Y-%m-%d")
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,18 +4,24 @@ Everything engine-specific lives here, so ``warehouse.py`` states *what* happens
 (land, replace a range, read) once, in SQL both engines accept. A backend knows how to connect,
 how to run a query with ``?`` placeholders, how to bulk-load a DataFrame and how to make a
 frame visible to SQL as a table for the duration of a statement.
+
+numpy, pandas and the database drivers are imported by the functions that use them: the
+resources are built whenever the code location loads, and that must not import them.
 """
+
+from __future__ import annotations
 
 import contextlib
 import io
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 def quote(identifier: str) -> str:
@@ -134,6 +140,8 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 def _copy_field(series: pd.Series) -> pd.Series:
     """One column as PostgreSQL COPY text-format fields: ``\\N`` for null, backslash escapes."""
+    import pandas as pd
+
     missing = series.isna()
     if pd.api.types.is_datetime64_any_dtype(series):
         tz = getattr(series.dt, "tz", None)
@@ -165,6 +173,9 @@ def copy_text(frame: pd.DataFrame) -> io.StringIO:
 
 
 def _column(values: list[Any], type_code: int) -> pd.Series | np.ndarray | list[Any]:
+    import numpy as np
+    import pandas as pd
+
     has_null = any(v is None for v in values)
     if type_code in _INT_OIDS:
         return pd.array(values, dtype="Int64") if has_null else np.array(values, dtype="int64")
@@ -222,6 +233,8 @@ class PostgresBackend:
             cur.execute(to_pyformat(sql), tuple(params))
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        import pandas as pd
+
         with con.cursor() as cur:
             cur.execute(to_pyformat(sql), tuple(params))
             rows = cur.fetchall()

@@ -66,7 +66,7 @@ def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
     run(["okr_processed", "okr_rejects"], _range_tags(lo, hi))
     quarters = warehouse.query(
         "SELECT min(cycle_start) AS lo, max(cycle_start) AS hi FROM okr_processed.okr_processed")
-    from okr_assets.lib.routing import quarter_start
+    from okr_assets.lib.quarters import quarter_start
 
     qlo = quarter_start(quarters["lo"][0].date()).isoformat()
     qhi = quarter_start(quarters["hi"][0].date()).isoformat()

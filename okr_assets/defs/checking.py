@@ -2,23 +2,29 @@
 
 dagster-pandera turns a schema into a Dagster type but has no asset-check support, so this small
 adapter validates the stored rows with the same model and reports failures in check metadata:
-the column, the rule and example failing values and rows.
+the column, the rule and example failing values and rows. pandas and Pandera are imported when a
+check runs, not when the code location loads.
 """
 
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pandera.pandas as pa
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
-from pandera.errors import SchemaErrors
 
 from okr_assets.defs.metadata import markdown_table
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pa
+
 
 def pandera_check_result(
-    model: type[pa.DataFrameModel], frame: pd.DataFrame, scope: str,
+    model: "type[pa.DataFrameModel]", frame: "pd.DataFrame", scope: str,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
 ) -> AssetCheckResult:
     """Validate ``frame`` lazily (all failures at once) against ``model``."""
+    import pandas as pd
+    from pandera.errors import SchemaErrors
+
     try:
         model.validate(frame, lazy=True)
     except SchemaErrors as err:
@@ -63,9 +69,11 @@ def pandera_check_result(
     )
 
 
-def _row_names(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> tuple[str, pd.Series]:
+def _row_names(model: "type[pa.DataFrameModel]", frame: "pd.DataFrame") -> "tuple[str, pd.Series]":
     """Name failing rows by the model's unique key column (e.g. checkin_id), which a user can look
     up in the table, rather than by their position in the checked frame."""
+    import pandas as pd
+
     schema = model.to_schema()
     key = next((n for n, c in schema.columns.items() if c.unique and n in frame.columns), None)
     if key is None:
@@ -73,7 +81,7 @@ def _row_names(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> tuple[str
     return key, frame[key].astype(str)
 
 
-def _example_rows(frame: pd.DataFrame, ids: pd.Series, labels: pd.Series, limit: int = 5) -> MetadataValue:
+def _example_rows(frame: "pd.DataFrame", ids: "pd.Series", labels: "pd.Series", limit: int = 5) -> MetadataValue:
     """Up to ``limit`` failing rows, one column each and one line per field: a table row with 30
     fields side by side does not fit a dialog."""
     failing = [label for label in labels.dropna().unique() if label in frame.index][:limit]
@@ -84,7 +92,7 @@ def _example_rows(frame: pd.DataFrame, ids: pd.Series, labels: pd.Series, limit:
     return markdown_table(shown.reset_index(names="field"), limit=len(shown))
 
 
-def _rule_count(model: type[pa.DataFrameModel]) -> int:
+def _rule_count(model: "type[pa.DataFrameModel]") -> int:
     schema = model.to_schema()
     return len(schema.checks) + sum(len(c.checks) + (not c.nullable) + bool(c.unique)
                                     for c in schema.columns.values())

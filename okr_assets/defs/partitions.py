@@ -6,7 +6,7 @@ import datetime as dt
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
 from okr_assets import settings
-from okr_assets.lib.routing import quarter_start
+from okr_assets.lib.quarters import quarter_start
 
 FIRST_PARTITION: dt.date = settings.first_partition()
 

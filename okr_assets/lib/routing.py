@@ -30,20 +30,8 @@ def route_partition_dates(
     return day
 
 
-def quarter_start(day: dt.date) -> dt.date:
-    """First day of the calendar quarter containing ``day`` (the curated partition key)."""
-    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-
-
-def quarter_end(day: dt.date) -> dt.date:
-    """First day of the quarter after the one containing ``day`` (exclusive end)."""
-    start = quarter_start(day)
-    month = start.month + 3
-    return dt.date(start.year + (month > 12), (month - 1) % 12 + 1, 1)
-
-
 def quarter_starts(days: pd.Series) -> pd.Series:
-    """Vectorised ``quarter_start`` for a datetime64 series."""
+    """Vectorised ``okr_assets.lib.quarters.quarter_start`` for a datetime64 series."""
     return days.dt.to_period("Q").dt.start_time
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from okr_assets.lib.curation import curate
-from okr_assets.lib.routing import quarter_end, quarter_start, route_partition_dates
+from okr_assets.lib.quarters import quarter_end, quarter_start
+from okr_assets.lib.routing import route_partition_dates
 from okr_assets.lib.schemas import CuratedKeyResults, ProcessedCheckins
 from okr_assets.lib.validation import validate_checkins
 from okr_assets_tests.lib.test_validation import FIRST, frame

@@ -7,7 +7,7 @@ from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext
 
 from okr_assets.defs.automation.sensors import OKR_CURATED, range_request
 from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_REJECTS
-from okr_assets.lib.routing import quarter_start
+from okr_assets.lib.quarters import quarter_start
 
 
 @schedule(

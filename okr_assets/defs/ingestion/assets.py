@@ -1,18 +1,23 @@
-"""okr_raw: land check-ins from the landing folder or from Kafka, append-only and idempotent."""
+"""okr_raw: land check-ins from the landing folder or from Kafka, append-only and idempotent.
+
+pandas and the landing functions (okr_assets.lib) are imported inside the functions that run the
+landing: every process imports this module to load the code location, and must not pay for them.
+"""
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field, field_validator, model_validator
 
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
-from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
-from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_PARTITIONS = "okr/touched_partitions"
@@ -92,6 +97,8 @@ def okr_raw(
     already landed, add nothing. Files that cannot be read at all are moved to the quarantine
     folder and recorded as one rejected row; bad messages land as rows that will be rejected.
     """
+    import pandas as pd
+
     warehouse.setup()
     tally = _Tally()
     ingested_at = pd.Timestamp.now(tz="UTC")
@@ -125,8 +132,11 @@ _LAND_BATCH_ROWS = 100_000
 
 def _land_files(
     context: AssetExecutionContext, names: list[str], warehouse: WarehouseResource,
-    landing: LandingFolderResource, ingested_at: pd.Timestamp, tally: _Tally,
+    landing: LandingFolderResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
+    from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
+    from okr_assets.lib.landing import rows_from_file, sha256_of, unreadable_file_row
+
     run_id = context.run.run_id
     present: list[tuple[str, Path, str]] = []
     for name in names:
@@ -161,8 +171,10 @@ def _land_files(
         _land_file_batch(context, batch, warehouse, run_id, tally)
 
 
-def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str, pd.DataFrame]],
+def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str, "pd.DataFrame"]],
                      warehouse: WarehouseResource, run_id: str, tally: _Tally) -> None:
+    import pandas as pd
+
     rows = pd.concat([r for _, _, r in batch], ignore_index=True)
     result = warehouse.land_raw(rows, run_id=run_id, files=[(digest, name) for name, digest, _ in batch])
     tally.rows_landed += result.inserted
@@ -177,8 +189,10 @@ def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str,
 
 def _land_kafka(
     context: AssetExecutionContext, ranges: list[KafkaRange], warehouse: WarehouseResource,
-    kafka: KafkaResource, ingested_at: pd.Timestamp, tally: _Tally,
+    kafka: KafkaResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
+    from okr_assets.lib.landing import rows_from_messages
+
     for r in ranges:
         label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
         messages = kafka.read_range(r.topic, r.partition, r.start, r.end)

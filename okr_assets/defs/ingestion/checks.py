@@ -1,10 +1,9 @@
-"""Asset checks on okr_raw, from its Pandera model."""
+"""Asset checks on okr_raw, from its Pandera model (imported when the check runs)."""
 
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
 from okr_assets.defs.checking import pandera_check_result
-from okr_assets.lib.schemas import RawCheckins
 from okr_assets.resources import WarehouseResource
 
 
@@ -12,6 +11,8 @@ from okr_assets.resources import WarehouseResource
              description="Rows landed by the latest materialization match the RawCheckins model "
                          "(lineage complete, sources known, keys unique).")
 def okr_raw_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    from okr_assets.lib.schemas import RawCheckins
+
     warehouse.setup()
     latest = context.instance.get_latest_materialization_event(AssetKey("okr_raw"))
     run_id = latest.run_id if latest else context.run.run_id

@@ -1,14 +1,15 @@
 """ML assets: point-in-time features, the MLflow-registered at-risk model, predictions, drift.
 
-Heavy libraries (scikit-learn, MLflow, SciPy) are imported inside the asset bodies: every run
-process imports this module, and only ML steps need them.
+Libraries (pandas, scikit-learn, MLflow, SciPy) and the feature functions of okr_assets.lib are
+imported inside the asset bodies: every run process imports this module, and only ML steps need
+them.
 """
 
 import datetime as dt
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -21,17 +22,11 @@ from dagster import (
 
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, markdown_table
 from okr_assets.defs.partitions import quarterly_partitions
-from okr_assets.lib.features import (
-    CATEGORICAL_FEATURES,
-    DRIFT_NUMERIC_FEATURES,
-    DRIFT_UNITS,
-    FEATURE_COLUMNS,
-    NUMERIC_FEATURES,
-    build_features,
-    open_latest,
-)
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OWNERS = ["team:okr-ml"]
 OKR_FEATURES = AssetKey("okr_features")
@@ -63,6 +58,8 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     """Point-in-time feature store: one row per (key result, as-of week) of each cycle, built only
     from check-ins made by that week; labelled (reached 0.7) for closed cycles. Same quarterly
     partitions as okr_curated, so features can be rebuilt for any past cycle."""
+    from okr_assets.lib.features import build_features
+
     warehouse.setup()
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
@@ -83,7 +80,9 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     })
 
 
-def _data_version(frame: pd.DataFrame) -> str:
+def _data_version(frame: "pd.DataFrame") -> str:
+    import pandas as pd
+
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
 
@@ -112,8 +111,10 @@ def okr_model(context: AssetExecutionContext) -> MaterializeResult:
     with the most recent closed cycle as holdout, logged to MLflow and registered as okr_at_risk;
     the `champion` alias moves only when the new version beats the champion on the same holdout."""
     import mlflow
+    import pandas as pd
     from mlflow.models import infer_signature
 
+    from okr_assets.lib.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
     from okr_assets.lib.modeling import evaluate, time_split, train_and_select
 
     warehouse: WarehouseResource = context.resources.warehouse
@@ -213,6 +214,10 @@ def _load_champion() -> tuple[object, str, list[str], float | None] | None:
 def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The champion model's risk (probability of ending below 0.7) for every open key result at
     its latest as-of week, with the model version that produced it; sort by `risk_rank`."""
+    import pandas as pd
+
+    from okr_assets.lib.features import FEATURE_COLUMNS, open_latest
+
     warehouse.setup()
     champion = _load_champion()
     features = warehouse.query("SELECT * FROM okr_ml.okr_features WHERE NOT cycle_closed")
@@ -263,7 +268,16 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
     reference, per feature and on the champion's predicted risk; significant *and* practically
     large changes only. A detected drift makes okr_retrain_sensor request retraining, and
     okr_alert_sensor raise an alert when the drift is new."""
+    import pandas as pd
+
     from okr_assets.lib.drift import detect_drift, html_report, markdown_summary
+    from okr_assets.lib.features import (
+        CATEGORICAL_FEATURES,
+        DRIFT_NUMERIC_FEATURES,
+        DRIFT_UNITS,
+        FEATURE_COLUMNS,
+        open_latest,
+    )
 
     warehouse: WarehouseResource = context.resources.warehouse
     warehouse.setup()
@@ -323,6 +337,8 @@ def okr_model_performance(context: AssetExecutionContext, warehouse: WarehouseRe
     """How the served predictions turned out: once a cycle closes, the realised ROC-AUC and Brier
     score of the predictions each model version made for it, per as-of week, next to the version's
     holdout ROC-AUC (a check warns when reality falls more than 0.05 below it)."""
+    import pandas as pd
+
     from okr_assets.lib.modeling import realised_performance
 
     warehouse.setup()

@@ -8,11 +8,13 @@
 Alert ids come from the events (run id, event storage id), and ``AlertsResource`` inserts before
 it posts, so a tick evaluated again with the same cursor raises nothing twice. Delivery problems
 never fail a tick; only a warehouse that cannot record the alert does, and then the cursor stays
-put and the next tick tries again.
+put and the next tick tries again. The alert builders (okr_assets.lib.alerts, which needs pandas
+for the table rows) are imported by the ticks, not when the code location loads.
 """
 
 import datetime as dt
 import json
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetKey,
@@ -28,16 +30,11 @@ from dagster import (
 )
 
 from okr_assets import settings
-from okr_assets.lib.alerts import (
-    Alert,
-    check_failure_alert,
-    drift_alert,
-    drift_signature,
-    freshness_alert,
-    run_failure_alert,
-)
 from okr_assets.resources.alerts import AlertsResource
 from okr_assets.resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    from okr_assets.lib.alerts import Alert
 
 OKR_DRIFT_REPORT = AssetKey("okr_drift_report")
 _BATCH = 500
@@ -53,6 +50,8 @@ _RUN_TAGS = ("okr/", "dagster/asset_partition", "dagster/partition")  # what and
 )
 def okr_run_failure_sensor(context: RunFailureSensorContext, alerts: AlertsResource,
                            warehouse: WarehouseResource) -> None:
+    from okr_assets.lib.alerts import run_failure_alert
+
     run = context.dagster_run
     steps = context.get_step_failure_events()
     errors = [e.step_failure_data.error.message for e in steps if e.step_failure_data.error]
@@ -77,7 +76,9 @@ def _run_assets(context: RunFailureSensorContext) -> list[str]:
 # -- okr_alert_sensor stages: (alerts, last storage id read) ---------------------------------------
 
 
-def _check_failures(instance: DagsterInstance, after: int) -> tuple[list[Alert], int]:
+def _check_failures(instance: DagsterInstance, after: int) -> "tuple[list[Alert], int]":
+    from okr_assets.lib.alerts import check_failure_alert
+
     # Read from the cross-run index like Dagster's own event-log consumer daemon: unlike
     # get_event_records, this accepts a plain storage-id cursor on the run-sharded SQLite storage too.
     events = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
@@ -98,12 +99,16 @@ def _value(metadata: dict, key: str, default: object = None) -> object:
 
 
 def _signature(metadata: dict) -> str | None:
+    from okr_assets.lib.alerts import drift_signature
+
     return drift_signature(bool(_value(metadata, "drift_detected", False)),
                            str(_value(metadata, "champion_version", "?")),
                            list(_value(metadata, "drifted_features", []) or []))
 
 
-def _new_drift(instance: DagsterInstance, after: int) -> tuple[list[Alert], int]:
+def _new_drift(instance: DagsterInstance, after: int) -> "tuple[list[Alert], int]":
+    from okr_assets.lib.alerts import drift_alert
+
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=OKR_DRIFT_REPORT, after_storage_id=after), limit=_BATCH, ascending=True).records
     if not records:
@@ -126,7 +131,9 @@ def _new_drift(instance: DagsterInstance, after: int) -> tuple[list[Alert], int]
     return found, records[-1].storage_id
 
 
-def _stale_assets(context: SensorEvaluationContext, after: int) -> tuple[list[Alert], int]:
+def _stale_assets(context: SensorEvaluationContext, after: int) -> "tuple[list[Alert], int]":
+    from okr_assets.lib.alerts import freshness_alert
+
     instance = context.instance
     events = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
         after_cursor=after, dagster_event_type=DagsterEventType.FRESHNESS_STATE_CHANGE, limit=_BATCH)

@@ -2,14 +2,15 @@
 
 Thin Dagster shells: the work is done by the pure functions in ``okr_assets.lib``; these assets
 read their partition range from the warehouse, call them, replace the range in one transaction
-and report counts as metadata.
+and report counts as metadata. pandas and those functions are imported inside the functions that
+run: loading the code location (every run process does) must not import them.
 """
 
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -24,11 +25,11 @@ from dagster import (
 from okr_assets import settings
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, counts_table
 from okr_assets.defs.partitions import FIRST_PARTITION, daily_partitions, quarterly_partitions
-from okr_assets.lib.curation import curate
-from okr_assets.lib.routing import quarter_starts
-from okr_assets.lib.validation import split_superseded, validate_checkins
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources.kafka import BrokerUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_QUARTERS = "okr/touched_cycle_quarters"
@@ -85,6 +86,11 @@ def process_range(
 ) -> Iterator[MaterializeResult]:
     """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
     partitions, by the backfill benchmark's baseline)."""
+    import pandas as pd
+
+    from okr_assets.lib.routing import quarter_starts
+    from okr_assets.lib.validation import split_superseded, validate_checkins
+
     warehouse.setup()
     raw = warehouse.read_range("okr_raw", "partition_date", start, end)
     latest = warehouse.query(
@@ -141,7 +147,9 @@ def process_range(
     )
 
 
-def _per_day(frame: pd.DataFrame, column: str) -> dict[str, int]:
+def _per_day(frame: "pd.DataFrame", column: str) -> dict[str, int]:
+    import pandas as pd
+
     if frame.empty:
         return {}
     return pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d").value_counts().to_dict()
@@ -149,13 +157,15 @@ def _per_day(frame: pd.DataFrame, column: str) -> dict[str, int]:
 
 def _notify_updates(
     context: AssetExecutionContext, kafka: KafkaResource, start: dt.date, end: dt.date,
-    raw: pd.DataFrame, accepted: pd.DataFrame, rejects: pd.DataFrame, superseded: pd.DataFrame,
+    raw: "pd.DataFrame", accepted: "pd.DataFrame", rejects: "pd.DataFrame", superseded: "pd.DataFrame",
 ) -> int:
     """Publish one message per refreshed partition to the updates topic, so systems outside
     Dagster can react. Best effort: the tables are already committed, so a broker outage is
     logged as an error and shown in metadata rather than failing the run."""
     if not kafka.publish_updates:
         return 0
+    import pandas as pd
+
     landed, acc, rej, dup = (_per_day(raw, "partition_date"), _per_day(accepted, "checkin_date"),
                              _per_day(rejects, "partition_date"), _per_day(superseded, "partition_date"))
     days = pd.date_range(start, end - dt.timedelta(days=1), freq="D").strftime("%Y-%m-%d")
@@ -194,6 +204,8 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
 
     Partitioned by the calendar quarter in which the cycle starts.
     """
+    from okr_assets.lib.curation import curate
+
     warehouse.setup()
     start, end = _window(context)
     processed = warehouse.read_range("okr_processed", "cycle_start", start, end)

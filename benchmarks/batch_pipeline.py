@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import emit, generated_csvs, log, run_measured, size, workdir
+from benchmarks._common import emit, generated_csvs, log, peak_rss_mib, run_measured, size, workdir
 
 TARGET_RATIO = 3.0
 TARGET_RSS_MIB = 2048
@@ -59,6 +59,7 @@ def ours(landing: Path, url: str) -> dict[str, Any]:
     assets = [*defs.assets, *defs.asset_checks]
     warehouse = resources["warehouse"]
     seconds: dict[str, float] = {}
+    peak_mib: dict[str, float] = {}  # the process's peak RSS after each step: which step raises it
     with DagsterInstance.ephemeral() as instance:
         for selection in (["okr_raw"], ["okr_processed", "okr_rejects"], ["okr_curated"], ["okr_features"]):
             # Like okr_refresh_sensor: one run over the span of partitions that hold data.
@@ -74,8 +75,9 @@ def ours(landing: Path, url: str) -> dict[str, Any]:
             if not materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags).success:
                 raise RuntimeError(f"materializing {selection} failed")
             seconds[selection[0]] = round(time.perf_counter() - started, 2)
+            peak_mib[selection[0]] = round(peak_rss_mib())
     counts = {t: warehouse.count(t) for t in ("okr_raw", "okr_processed", "okr_rejects", "okr_curated", "okr_features")}
-    return {"step_seconds": seconds, "rows": counts}
+    return {"step_seconds": seconds, "peak_rss_mib_after_step": peak_mib, "rows": counts}
 
 
 def _phase(argv: list[str]) -> None:

@@ -62,10 +62,16 @@ def pandera_check_result(
                 "example_rows": _example_rows(frame, ids, labels),
             },
         )
+    return passed_check_result(model, scope, len(frame), severity)
+
+
+def passed_check_result(
+    model: "type[pa.DataFrameModel]", scope: str, rows_checked: int,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+) -> AssetCheckResult:
     return AssetCheckResult(
         passed=True, severity=severity,
-        metadata={"scope": scope, "rows_checked": len(frame),
-                  "rules": MetadataValue.int(_rule_count(model))},
+        metadata={"scope": scope, "rows_checked": rows_checked, "rules": MetadataValue.int(_rule_count(model))},
     )
 
 

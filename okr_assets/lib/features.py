@@ -32,77 +32,91 @@ FEATURE_TABLE_COLUMNS: tuple[str, ...] = (
 MAX_WEEKS = 14
 
 
-def _as_of_times(cycles: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+def _as_of_grid(cycles: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
     """Every (cycle, week) whose as-of time is within the cycle (+1 week) and not after ``now``."""
-    rows = []
-    for _, c in cycles.iterrows():
-        start = pd.Timestamp(c["cycle_start"]).tz_localize("UTC")
-        end = pd.Timestamp(c["cycle_end"]).tz_localize("UTC") + pd.Timedelta(days=1)
-        for week in range(1, MAX_WEEKS + 1):
-            as_of = start + pd.Timedelta(weeks=week)
-            if as_of > end + pd.Timedelta(days=7) or as_of > now:
-                break
-            rows.append((c["cycle_id"], c["cycle_start"], c["cycle_end"], week, as_of))
-    return pd.DataFrame(rows, columns=["cycle_id", "cycle_start", "cycle_end", "week", "as_of"])
+    weeks = pd.DataFrame({"week": range(1, MAX_WEEKS + 1)})
+    grid = cycles.merge(weeks, how="cross")
+    start = pd.to_datetime(grid["cycle_start"]).dt.tz_localize("UTC")
+    end = pd.to_datetime(grid["cycle_end"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
+    grid["as_of"] = start + pd.to_timedelta(grid["week"] * 7, unit="D")
+    # Weeks are consecutive, so "every week up to the first one past the end" = a filter.
+    grid = grid[(grid["as_of"] <= end + pd.Timedelta(days=7)) & (grid["as_of"] <= now)]
+    length_days = (pd.to_datetime(grid["cycle_end"]) - pd.to_datetime(grid["cycle_start"])).dt.days + 1
+    elapsed_days = (grid["as_of"] - start[grid.index]).dt.days
+    grid["elapsed_share"] = (elapsed_days / length_days).clip(lower=0.0, upper=1.0)
+    return grid.reset_index(drop=True)
+
+
+def _running_state(checkins: pd.DataFrame) -> pd.DataFrame:
+    """Each check-in with what its key result looked like right after it: the count so far, the
+    previous check-in, and the first and latest confidence given so far."""
+    state = checkins.copy()
+    g = state.groupby(["cycle_id", "key_result_id"], sort=False)
+    state["n_checkins"] = (g.cumcount() + 1).astype(float)
+    prev_at, prev_progress = g["checkin_at"].shift(1), g["progress"].shift(1)
+    weeks = (state["checkin_at"] - prev_at).dt.total_seconds() / 604800
+    velocity = (state["progress"] - prev_progress) / weeks.where(weeks > 0)
+    state["velocity"] = velocity.fillna(0.0).clip(-2, 2)
+    confidence = state["confidence"].astype("float64")
+    state["latest_confidence"] = confidence.groupby([state["cycle_id"], state["key_result_id"]],
+                                                    sort=False).ffill()
+    # The first confidence given is fixed once given: known from that check-in on.
+    has_conf = confidence.notna()
+    first = confidence.where(has_conf).groupby([state["cycle_id"], state["key_result_id"]],
+                                               sort=False).transform("first")
+    given_yet = has_conf.groupby([state["cycle_id"], state["key_result_id"]], sort=False).cummax()
+    state["first_confidence"] = first.where(given_yet)
+    return state
 
 
 def build_features(processed: pd.DataFrame, labels: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
     """Features for every key result of ``processed`` at every as-of week up to ``now``.
 
     ``labels``: ``key_result_id, cycle_id, reached_target, cycle_closed`` (from okr_curated).
+    Column-wise: each check-in carries its key result's running state, and an as-of join picks,
+    for every (key result, week), the last check-in made by that week's as-of time.
     """
     if processed.empty:
         return pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS))
-    checkins = processed.sort_values(["checkin_at", "raw_id"]).reset_index(drop=True)
+    columns = ["cycle_id", "cycle_start", "cycle_end", "key_result_id", "team_id", "objective_id", "okr_kind",
+               "metric_kind", "direction", "weight", "progress", "score", "confidence", "checkin_at", "raw_id"]
+    checkins = processed[columns].sort_values(["checkin_at", "raw_id"], kind="stable").reset_index(drop=True)
     cycles = checkins[["cycle_id", "cycle_start", "cycle_end"]].drop_duplicates("cycle_id")
-    grid = _as_of_times(cycles, pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo
-                        else pd.Timestamp(now).tz_localize("UTC"))
-    frames = []
-    for (cycle_id, week), slot in grid.groupby(["cycle_id", "week"], sort=False):
-        as_of = slot["as_of"].iloc[0]
-        seen = checkins[(checkins["cycle_id"] == cycle_id) & (checkins["checkin_at"] <= as_of)]
-        if seen.empty:
-            continue
-        frames.append(_features_at(seen, slot.iloc[0], as_of, int(week)))
-    if not frames:
-        return pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS))
-    features = pd.concat(frames, ignore_index=True)
+    now_ts = pd.Timestamp(now)
+    now_ts = now_ts.tz_convert("UTC") if now_ts.tzinfo else now_ts.tz_localize("UTC")
+    grid = _as_of_grid(cycles, now_ts)
+    state = _running_state(checkins.drop(columns=["cycle_start", "cycle_end"]))
+
+    # Every key result of a cycle at every as-of week of that cycle, then its last check-in by then.
+    state["_kr"] = state.groupby(["cycle_id", "key_result_id"], sort=False).ngroup()
+    state["checkin_at"] = state["checkin_at"].astype("datetime64[ns, UTC]")
+    key_results = state[["cycle_id", "key_result_id", "_kr"]].drop_duplicates("_kr")
+    slots = grid[["cycle_id", "cycle_start", "week", "as_of", "elapsed_share"]].merge(key_results, on="cycle_id")
+    slots["as_of"] = slots["as_of"].astype("datetime64[ns, UTC]")
+    # Rows are in (checkin_at, raw_id) order, so on equal times the as-of join takes the later row.
+    joined = pd.merge_asof(
+        slots.sort_values("as_of", kind="stable"), state.drop(columns=["cycle_id", "key_result_id"]),
+        left_on="as_of", right_on="checkin_at", by="_kr", direction="backward", allow_exact_matches=True)
+    out = joined[joined["checkin_at"].notna()].copy()  # no check-in yet by that week: no row
+
+    out["expected_gap"] = out["progress"] - out["elapsed_share"]
+    out["confidence"] = out["latest_confidence"].fillna(5.0)
+    out["confidence_trend"] = (out["latest_confidence"] - out["first_confidence"]).fillna(0.0)
+    out["days_since_last_checkin"] = (out["as_of"] - out["checkin_at"]).dt.total_seconds() / 86400
+    slot = [out["cycle_id"], out["week"]]
+    out["team_progress"] = out.groupby([*slot, out["team_id"]], sort=False)["score"].transform("mean")
+    weighted = (out["score"] * out["weight"]).groupby([*slot, out["objective_id"]], sort=False).transform("sum")
+    out["objective_progress"] = weighted / out["weight"].groupby([*slot, out["objective_id"]],
+                                                                 sort=False).transform("sum")
+    out["week"] = out["week"].astype(float)
+    out["cycle_quarter"] = pd.to_datetime(out["cycle_start"]).dt.to_period("Q").dt.start_time
+
     lab = labels[["key_result_id", "cycle_id", "reached_target", "cycle_closed"]].rename(
         columns={"reached_target": "label"})
-    features = features.merge(lab, on=["key_result_id", "cycle_id"], how="left")
+    features = out.merge(lab, on=["key_result_id", "cycle_id"], how="left")
     features["cycle_closed"] = features["cycle_closed"].fillna(False).astype(bool)
     features["label"] = features["label"].astype("boolean").where(features["cycle_closed"], pd.NA)
     return features[list(FEATURE_TABLE_COLUMNS)].sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
-
-
-def _features_at(seen: pd.DataFrame, slot: pd.Series, as_of: pd.Timestamp, week: int) -> pd.DataFrame:
-    g = seen.groupby("key_result_id", sort=False)
-    last = g.tail(1).set_index("key_result_id")
-    out = last[["cycle_id", "team_id", "objective_id", "okr_kind", "metric_kind", "direction", "weight",
-                "progress", "score"]].copy()
-    out["n_checkins"] = g.size().astype(float)
-    # velocity: progress per week between the last two check-ins (0 with a single check-in)
-    prev = g.nth(-2).set_index("key_result_id") if len(seen) > 1 else seen.iloc[0:0].set_index("key_result_id")
-    dt_weeks = (last["checkin_at"] - prev["checkin_at"].reindex(last.index)).dt.total_seconds() / 604800
-    dp = last["progress"] - prev["progress"].reindex(last.index)
-    out["velocity"] = (dp / dt_weeks.where(dt_weeks > 0)).fillna(0.0).clip(-2, 2)
-    start = pd.Timestamp(slot["cycle_start"]).tz_localize("UTC")
-    length = (pd.Timestamp(slot["cycle_end"]) - pd.Timestamp(slot["cycle_start"])).days + 1
-    elapsed = min(max((as_of - start).days / length, 0.0), 1.0)
-    out["elapsed_share"] = elapsed
-    out["expected_gap"] = out["progress"] - elapsed
-    conf = seen.dropna(subset=["confidence"]).groupby("key_result_id")["confidence"]
-    latest_conf = conf.last().reindex(out.index).astype(float)
-    out["confidence"] = latest_conf.fillna(5.0)
-    out["confidence_trend"] = (latest_conf - conf.first().reindex(out.index).astype(float)).fillna(0.0)
-    out["days_since_last_checkin"] = (as_of - last["checkin_at"]).dt.total_seconds() / 86400
-    out["team_progress"] = out.groupby("team_id")["score"].transform("mean")
-    weighted = (out["score"] * out["weight"]).groupby(out["objective_id"]).transform("sum")
-    out["objective_progress"] = weighted / out["weight"].groupby(out["objective_id"]).transform("sum")
-    out["week"] = float(week)
-    out["as_of"] = as_of
-    out["cycle_quarter"] = pd.Timestamp(slot["cycle_start"]).to_period("Q").start_time
-    return out.reset_index()
 
 
 def open_latest(features: pd.DataFrame) -> pd.DataFrame:

@@ -39,3 +39,15 @@ def cycle_quarters(cycle_start: pd.Series) -> set[dt.date]:
     """Curated partitions touched by rows with these raw ``cycle_start`` texts."""
     parsed = parse_date(cycle_start).dropna()
     return {ts.date() for ts in quarter_starts(parsed).unique()}
+
+
+def month_windows(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """``[start, end)`` cut at month boundaries: the chunks a long range is processed in, so a
+    run over years of partitions holds one month of rows in memory at a time."""
+    windows, lo = [], start
+    while lo < end:
+        next_month = dt.date(lo.year + (lo.month == 12), lo.month % 12 + 1, 1)
+        hi = min(next_month, end)
+        windows.append((lo, hi))
+        lo = hi
+    return windows

@@ -21,7 +21,7 @@ resource is built whenever the code location loads, which must stay light (READM
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +171,29 @@ class WarehouseResource(ConfigurableResource):
         col = _column(t, column)
         return self.query(f"SELECT * FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1", [start, end])
 
+    def span(self, table: str, column: str) -> tuple[dt.date, dt.date]:
+        """``(first, last + 1 day)`` of a date column: the range that covers every row (an empty
+        range when the table is empty)."""
+        import pandas as pd
+
+        t = _table(table)
+        col = _column(t, column)
+        row = self.query(f"SELECT min({col}) AS lo, max({col}) AS hi FROM {t.qualified}").iloc[0]
+        if pd.isna(row["lo"]):
+            today = dt.datetime.now(dt.UTC).date()
+            return today, today
+        return pd.Timestamp(row["lo"]).date(), pd.Timestamp(row["hi"]).date() + dt.timedelta(days=1)
+
+    def rows_sharing(self, table: str, key: str, column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Rows of ``table`` with ``start <= column < end`` whose ``key`` value occurs more than once
+        in that range (what a uniqueness rule checked a chunk at a time cannot see)."""
+        t = _table(table)
+        k, col = _column(t, key), _column(t, column)
+        in_range = f"{col} >= ? AND {col} < ?"
+        return self.query(f"SELECT * FROM {t.qualified} WHERE {in_range} AND {k} IN (SELECT {k} FROM "
+                          f"{t.qualified} WHERE {in_range} GROUP BY {k} HAVING count(*) > 1) ORDER BY 1",
+                          [start, end, start, end])
+
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {_table(table).qualified}").iloc[0, 0])
 
@@ -271,13 +294,23 @@ class WarehouseResource(ConfigurableResource):
                        tables: Sequence[tuple[str, str, pd.DataFrame]]) -> None:
         """For each (table, column, frame): replace rows with ``start <= column < end`` by
         ``frame``. All tables change in one transaction, so a crash leaves the old rows intact."""
+        self.replace_ranges_from(start, end, [(t, c) for t, c, _ in tables], [[f for _, _, f in tables]])
+
+    def replace_ranges_from(self, start: dt.date, end: dt.date, targets: Sequence[tuple[str, str]],
+                            chunks: Iterable[Sequence[pd.DataFrame]]) -> None:
+        """Like ``replace_ranges``, with the new rows arriving as chunks (one frame per target
+        each, e.g. a month at a time): still one transaction, but only one chunk is in memory.
+        ``chunks`` may read the warehouse itself; it sees the rows as they were before."""
         backend = self.backend
+        resolved = [(_table(table), self.columns(table), _column(_table(table), column))
+                    for table, column in targets]
         with self.transaction() as con:
-            for table, column, frame in tables:
-                t = _table(table)
-                col = _column(t, column)
+            for t, _, col in resolved:
                 backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
-                backend.load(con, t.qualified, self.columns(table), frame)
+            for frames in chunks:
+                for (t, columns, _), frame in zip(resolved, frames, strict=True):
+                    if len(frame):
+                        backend.load(con, t.qualified, columns, frame)
 
 
 def _table(name: str) -> Table:

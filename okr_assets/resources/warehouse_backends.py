@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +42,26 @@ class Backend(Protocol):
     def unstage(self, con: Any, name: str) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
+
+
+def arrow_to_frame(table: Any) -> pd.DataFrame:
+    """A DataFrame with the dtypes the Pandera models expect, from an Arrow table: text as pandas
+    ``string``, dates as ``datetime64``, and nullable integers/booleans (``Int64``/``boolean``)
+    only where a column holds nulls. Going through Arrow builds the string objects in C++, about
+    twice as fast as DuckDB's ``.df()`` on our text-heavy tables."""
+    import pandas as pd
+    import pyarrow as pa
+
+    dates = [i for i, f in enumerate(table.schema) if pa.types.is_date(f.type)]
+    for i in dates:
+        table = table.set_column(i, table.schema[i].name, table.column(i).cast(pa.timestamp("us")))
+    mapping = {pa.string(): pd.StringDtype("python"), pa.large_string(): pd.StringDtype("python"),
+               pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+    frame = table.to_pandas(types_mapper=mapping.get)
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if column.null_count == 0 and (pa.types.is_integer(field.type) or pa.types.is_boolean(field.type)):
+            frame[field.name] = frame[field.name].astype(field.type.to_pandas_dtype())
+    return frame
 
 
 # -- DuckDB ----------------------------------------------------------------------------------------
@@ -82,7 +103,9 @@ class DuckDBBackend:
         con.execute(sql, list(params))
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        return con.execute(sql, list(params)).df()
+        with warnings.catch_warnings():  # "Arrow output on a DB-API result makes an extra copy":
+            warnings.simplefilter("ignore")  # still ~2x faster than .df() with text columns
+            return arrow_to_frame(con.execute(sql, list(params)).to_arrow_table())
 
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
         # One INSERT ... SELECT over the registered frame: DuckDB scans pandas memory directly.

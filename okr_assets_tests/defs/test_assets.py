@@ -168,3 +168,34 @@ def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict
     assert started == {"okr_processed_okr_processed_schema"}  # okr_curated never started
     assert not result.get_asset_materialization_events()
     assert resources["warehouse"].count("okr_curated") == 0
+
+
+def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resources: dict, instance) -> None:
+    """A three-month run validates one month at a time but writes and counts the whole range; the
+    blocking check, also month by month, still sees a checkin_id duplicated across two months."""
+    days = ["2025-07-10", "2025-08-10", "2025-09-10"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, days[i % 3]) for i in range(9)])
+    land(instance, resources)
+    quarter = {"dagster/asset_partition_range_start": "2025-07-01",
+               "dagster/asset_partition_range_end": "2025-09-30"}
+    result = process(instance, resources, quarter)
+    assert result.success
+    meta = metadata(result, "okr_processed")
+    assert (meta["rows_landed"], meta["rows_accepted"], meta["rows_rejected"]) == (9, 9, 0)
+    warehouse = resources["warehouse"]
+    months = warehouse.query("SELECT extract(month FROM checkin_date) AS m, count(*) AS n "
+                             "FROM okr_processed.okr_processed "
+                             "GROUP BY 1 ORDER BY 1")
+    assert months.values.tolist() == [[7, 3], [8, 3], [9, 3]]
+    [passed] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
+    assert passed.passed and passed.metadata["rows_checked"].value == 9
+
+    # Each month is valid on its own; only the range as a whole has c0 twice.
+    warehouse.execute("UPDATE okr_processed.okr_processed SET checkin_id = 'c0' WHERE checkin_id = 'c1'")
+    # The check run on its own (as from the asset's Checks tab) checks the whole table.
+    check = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema"))
+    rerun = materialize(ASSETS, selection=check, instance=instance, resources=resources, raise_on_error=False)
+    [failed] = [e for e in rerun.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
+    assert not failed.passed
+    assert failed.metadata["scope"].value == "all of okr_processed: rows sharing a checkin_id"
+    assert "field_uniqueness" in failed.metadata["failures_by_rule"].value

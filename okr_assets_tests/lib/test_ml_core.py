@@ -52,6 +52,43 @@ def test_features_are_point_in_time(processed: pd.DataFrame, features: pd.DataFr
     assert late.any() and (again.loc[late, "score"] == 1.0).all()  # the rewrite is seen from then on
 
 
+def _features_by_hand(processed: pd.DataFrame, key_result_id: str, week: int) -> pd.Series:
+    """One feature row the slow, obvious way: filter the check-ins seen by the as-of time."""
+    rows = processed[processed["key_result_id"] == key_result_id]
+    start = pd.Timestamp(rows["cycle_start"].iloc[0]).tz_localize("UTC")
+    as_of = start + pd.Timedelta(weeks=week)
+    cycle = processed[(processed["cycle_id"] == rows["cycle_id"].iloc[0]) & (processed["checkin_at"] <= as_of)]
+    latest = cycle.sort_values(["checkin_at", "raw_id"]).groupby("key_result_id").tail(1).set_index("key_result_id")
+    seen = cycle[cycle["key_result_id"] == key_result_id].sort_values(["checkin_at", "raw_id"])
+    last, conf = seen.iloc[-1], seen["confidence"].dropna().astype(float)
+    length = (pd.Timestamp(last["cycle_end"]) - pd.Timestamp(last["cycle_start"])).days + 1
+    velocity = 0.0
+    if len(seen) > 1:
+        weeks = (last["checkin_at"] - seen["checkin_at"].iloc[-2]).total_seconds() / 604800
+        velocity = min(max((last["progress"] - seen["progress"].iloc[-2]) / weeks, -2), 2) if weeks > 0 else 0.0
+    team = latest[latest["team_id"] == last["team_id"]]
+    objective = latest[latest["objective_id"] == last["objective_id"]]
+    elapsed = min(7 * week / length, 1.0)
+    return pd.Series({
+        "n_checkins": float(len(seen)), "progress": last["progress"], "velocity": velocity,
+        "elapsed_share": elapsed, "expected_gap": last["progress"] - elapsed,
+        "confidence": conf.iloc[-1] if len(conf) else 5.0,
+        "confidence_trend": conf.iloc[-1] - conf.iloc[0] if len(conf) else 0.0,
+        "days_since_last_checkin": (as_of - last["checkin_at"]).total_seconds() / 86400,
+        "team_progress": team["score"].mean(),
+        "objective_progress": (objective["score"] * objective["weight"]).sum() / objective["weight"].sum(),
+    })
+
+
+def test_features_match_a_row_by_row_computation(processed: pd.DataFrame, features: pd.DataFrame) -> None:
+    """The column-wise build (as-of join over running state) equals the per-slot definition."""
+    picked = features.sample(120, random_state=3)
+    for row in picked.itertuples():
+        expected = _features_by_hand(processed, row.key_result_id, int(row.week))
+        got = pd.Series({k: getattr(row, k) for k in expected.index})
+        pd.testing.assert_series_equal(got.astype(float), expected.astype(float), check_names=False, rtol=1e-9)
+
+
 def test_labels_only_for_closed_cycles(features: pd.DataFrame) -> None:
     assert features.loc[features["cycle_closed"], "label"].notna().all()
     assert features.loc[~features["cycle_closed"], "label"].isna().all()

@@ -8,6 +8,8 @@ them.
 import datetime as dt
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -59,24 +61,41 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     from check-ins made by that week; labelled (reached 0.7) for closed cycles. Same quarterly
     partitions as okr_curated, so features can be rebuilt for any past cycle."""
     from okr_assets.lib.features import build_features
+    from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
-    processed = warehouse.read_range("okr_processed", "cycle_start", start, end)
-    curated = warehouse.read_range("okr_curated", "cycle_quarter", start, end)
-    features = build_features(processed, curated, dt.datetime.now(dt.UTC))
-    warehouse.replace_ranges(start, end, [("okr_features", "cycle_quarter", features)])
-    labelled = features[features["label"].notna()]
-    context.log.info(f"okr_features {start}..{end}: {len(features)} rows, {len(labelled)} labelled")
+    now = dt.datetime.now(dt.UTC)
+    totals: Counter[str] = Counter()
+    cycles: set[str] = set()
+
+    def by_month() -> "Iterator[list[pd.DataFrame]]":
+        # Features never mix cycles, so the cycles starting in each month are built on their
+        # own: the same rows as the whole range at once, with one month of check-ins in memory.
+        for lo, hi in month_windows(start, end):
+            processed = warehouse.read_range("okr_processed", "cycle_start", lo, hi)
+            curated = warehouse.read_range("okr_curated", "cycle_start", lo, hi)
+            features = build_features(processed, curated, now)
+            if features.empty:
+                continue
+            labelled = features["label"].notna()
+            totals.update(rows=len(features), labelled=int(labelled.sum()),
+                          positive=int(features.loc[labelled, "label"].astype(bool).sum()),
+                          key_results=int(features[["key_result_id", "cycle_id"]].drop_duplicates().shape[0]))
+            cycles.update(features["cycle_id"].unique().tolist())
+            yield [features]
+
+    warehouse.replace_ranges_from(start, end, [("okr_features", "cycle_quarter")], by_month())
+    context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
     return MaterializeResult(metadata={
         "dagster/row_count": warehouse.count("okr_features"),  # the whole table, as for okr_processed
         "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
-        "rows_written": len(features),
-        "cycles": MetadataValue.json(sorted(features["cycle_id"].unique().tolist())),
-        "key_results": int(features[["key_result_id", "cycle_id"]].drop_duplicates().shape[0]),
-        "labelled_rows": len(labelled),
-        "positive_rate": round(float(labelled["label"].astype(float).mean()), 4) if len(labelled) else "n/a",
+        "rows_written": totals["rows"],
+        "cycles": MetadataValue.json(sorted(cycles)),
+        "key_results": totals["key_results"],
+        "labelled_rows": totals["labelled"],
+        "positive_rate": round(totals["positive"] / totals["labelled"], 4) if totals["labelled"] else "n/a",
     })
 
 

@@ -8,7 +8,9 @@ run: loading the code location (every run process does) must not import them.
 
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -81,48 +83,92 @@ def process_checkins(
     yield from process_range(context, warehouse, kafka, *_window(context))
 
 
+@dataclass
+class _Tally:
+    """What a chunked run of ``process_range`` has done so far (counts per day for the update
+    notifications, reject reasons, curated quarters touched)."""
+
+    landed: Counter[str] = field(default_factory=Counter)
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    deduplicated: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    quarters: set[str] = field(default_factory=set)
+
+
+def _days(frame: "pd.DataFrame", column: str) -> Counter[str]:
+    import pandas as pd
+
+    if frame.empty:
+        return Counter()
+    return Counter(pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d").value_counts().to_dict())
+
+
+def _quarter_keys(starts: "pd.Series") -> set[str]:
+    import pandas as pd
+
+    from okr_assets.lib.routing import quarter_starts
+
+    return {ts.strftime("%Y-%m-%d") for ts in quarter_starts(pd.to_datetime(starts)).dropna().unique()}
+
+
+def _validated_months(
+    context: AssetExecutionContext, warehouse: WarehouseResource, start: dt.date, end: dt.date, tally: _Tally
+) -> "Iterator[tuple[pd.DataFrame, pd.DataFrame]]":
+    """(accepted, rejects) of each month of the range in turn: one month of rows in memory."""
+    from okr_assets.lib.routing import month_windows
+    from okr_assets.lib.validation import split_superseded, validate_checkins
+
+    for lo, hi in month_windows(start, end):
+        raw = warehouse.read_range("okr_raw", "partition_date", lo, hi)
+        if raw.empty:
+            continue
+        latest = warehouse.query(
+            "SELECT trim(checkin_id) AS checkin_id, max(raw_id) AS latest FROM okr_raw.okr_raw "
+            "WHERE trim(checkin_id) IN (SELECT trim(checkin_id) FROM okr_raw.okr_raw "
+            "WHERE partition_date >= ? AND partition_date < ?) GROUP BY 1", [lo, hi])
+        current, superseded = split_superseded(raw, latest.set_index("checkin_id")["latest"])
+        result = validate_checkins(current, FIRST_PARTITION)
+        accepted, rejects = result.accepted, result.rejects
+        if len(accepted) + len(rejects) + len(superseded) != len(raw):  # a rule lost rows: fail loudly
+            raise RuntimeError(f"row accounting broken for {_range_label(lo, hi)}: {len(accepted)} + "
+                               f"{len(rejects)} + {len(superseded)} != {len(raw)}")
+        tally.landed += _days(raw, "partition_date")
+        tally.accepted += _days(accepted, "checkin_date")
+        tally.rejected += _days(rejects, "partition_date")
+        tally.deduplicated += _days(superseded, "partition_date")
+        tally.by_reason += Counter(rejects["reason"].value_counts().to_dict())
+        tally.quarters |= _quarter_keys(accepted["cycle_start"])
+        if hi < end:
+            context.log.info(f"okr_processed {_range_label(lo, hi)}: {len(raw)} landed rows validated")
+        yield accepted, rejects
+
+
 def process_range(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource, start: dt.date, end: dt.date
 ) -> Iterator[MaterializeResult]:
     """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
-    partitions, by the backfill benchmark's baseline)."""
-    import pandas as pd
-
-    from okr_assets.lib.routing import quarter_starts
-    from okr_assets.lib.validation import split_superseded, validate_checkins
-
+    partitions, by the backfill benchmark's baseline). A long range is validated a month at a
+    time and written in one transaction, so memory stays at one month of rows."""
     warehouse.setup()
-    raw = warehouse.read_range("okr_raw", "partition_date", start, end)
-    latest = warehouse.query(
-        "SELECT trim(checkin_id) AS checkin_id, max(raw_id) AS latest FROM okr_raw.okr_raw "
-        "WHERE trim(checkin_id) IN (SELECT trim(checkin_id) FROM okr_raw.okr_raw "
-        "WHERE partition_date >= ? AND partition_date < ?) GROUP BY 1", [start, end])
-    current, superseded = split_superseded(raw, latest.set_index("checkin_id")["latest"])
-    result = validate_checkins(current, FIRST_PARTITION)
-    accepted, rejects = result.accepted, result.rejects
-
+    tally = _Tally()
     # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
     before = warehouse.query(
         "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
         "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
-    quarters = sorted({
-        ts.strftime("%Y-%m-%d")
-        for starts in (before["cycle_start"], accepted["cycle_start"])
-        for ts in quarter_starts(pd.to_datetime(starts)).dropna()
-    })
-
-    warehouse.replace_ranges(start, end, [
-        ("okr_processed", "checkin_date", accepted),
-        ("okr_rejects", "partition_date", rejects),
-    ])
-    landed, n_acc, n_rej, n_dup = len(raw), len(accepted), len(rejects), len(superseded)
+    tally.quarters |= _quarter_keys(before["cycle_start"])
+    warehouse.replace_ranges_from(start, end, [("okr_processed", "checkin_date"), ("okr_rejects", "partition_date")],
+                                  _validated_months(context, warehouse, start, end, tally))
+    landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
+                                                             tally.deduplicated))
     if n_acc + n_rej + n_dup != landed:  # cannot happen unless a rule loses rows: fail loudly
         raise RuntimeError(f"row accounting broken: {n_acc} + {n_rej} + {n_dup} != {landed}")
-    by_reason = rejects["reason"].value_counts().to_dict()
+    by_reason = dict(tally.by_reason.most_common())
+    quarters = sorted(tally.quarters)
     context.log.info(
         f"okr_processed {_range_label(start, end)}: landed {landed} = accepted {n_acc} + "
         f"rejected {n_rej} + deduplicated {n_dup}; rejects by reason {by_reason}")
-    published = _notify_updates(context, kafka, start, end, raw, accepted, rejects, superseded)
+    published = _notify_updates(context, kafka, start, end, tally)
     common = {"partition_range": _range_label(start, end), "rows_landed": landed}
     # dagster/row_count is the whole table (the UI shows it as "Row count"); one run writes a range
     # of partitions, so the counts of this range are the rows_* entries.
@@ -147,17 +193,8 @@ def process_range(
     )
 
 
-def _per_day(frame: "pd.DataFrame", column: str) -> dict[str, int]:
-    import pandas as pd
-
-    if frame.empty:
-        return {}
-    return pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d").value_counts().to_dict()
-
-
 def _notify_updates(
-    context: AssetExecutionContext, kafka: KafkaResource, start: dt.date, end: dt.date,
-    raw: "pd.DataFrame", accepted: "pd.DataFrame", rejects: "pd.DataFrame", superseded: "pd.DataFrame",
+    context: AssetExecutionContext, kafka: KafkaResource, start: dt.date, end: dt.date, tally: _Tally
 ) -> int:
     """Publish one message per refreshed partition to the updates topic, so systems outside
     Dagster can react. Best effort: the tables are already committed, so a broker outage is
@@ -166,13 +203,11 @@ def _notify_updates(
         return 0
     import pandas as pd
 
-    landed, acc, rej, dup = (_per_day(raw, "partition_date"), _per_day(accepted, "checkin_date"),
-                             _per_day(rejects, "partition_date"), _per_day(superseded, "partition_date"))
     days = pd.date_range(start, end - dt.timedelta(days=1), freq="D").strftime("%Y-%m-%d")
     notes = [
         {"asset": "okr_processed", "partition": day, "run_id": context.run.run_id,
-         "rows_landed": landed.get(day, 0), "rows_accepted": acc.get(day, 0),
-         "rows_rejected": rej.get(day, 0), "rows_deduplicated": dup.get(day, 0),
+         "rows_landed": tally.landed[day], "rows_accepted": tally.accepted[day],
+         "rows_rejected": tally.rejected[day], "rows_deduplicated": tally.deduplicated[day],
          "refreshed_at": dt.datetime.now(dt.UTC).isoformat()}
         for day in days
     ]
@@ -205,26 +240,41 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     Partitioned by the calendar quarter in which the cycle starts.
     """
     from okr_assets.lib.curation import curate
+    from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
     start, end = _window(context)
-    processed = warehouse.read_range("okr_processed", "cycle_start", start, end)
     as_of = dt.datetime.now(dt.UTC).date()
-    curated = curate(processed, as_of=as_of, target_score=settings.target_score())
-    warehouse.replace_ranges(start, end, [("okr_curated", "cycle_quarter", curated)])
-    closed = curated[curated["cycle_closed"]]
-    reached = float(closed["reached_target"].astype(float).mean()) if len(closed) else float("nan")
+    totals: Counter[str] = Counter()
+    cycles: set[str] = set()
+
+    def by_month() -> "Iterator[list[pd.DataFrame]]":
+        # A cycle starts on one day, so curating the cycles that start in each month separately
+        # gives the same rows as the whole range at once, with one month in memory.
+        for lo, hi in month_windows(start, end):
+            processed = warehouse.read_range("okr_processed", "cycle_start", lo, hi)
+            curated = curate(processed, as_of=as_of, target_score=settings.target_score())
+            if curated.empty:
+                continue
+            closed = curated[curated["cycle_closed"]]
+            totals.update(rows=len(curated), checkins=len(processed), closed=len(closed),
+                          reached=int(closed["reached_target"].astype(bool).sum()))
+            cycles.update(curated["cycle_id"].unique().tolist())
+            yield [curated]
+
+    warehouse.replace_ranges_from(start, end, [("okr_curated", "cycle_quarter")], by_month())
+    reached = totals["reached"] / totals["closed"] if totals["closed"] else float("nan")
     context.log.info(
-        f"okr_curated {start}..{end}: {len(curated)} key results from {len(processed)} check-ins")
+        f"okr_curated {start}..{end}: {totals['rows']} key results from {totals['checkins']} check-ins")
     return MaterializeResult(
         metadata={
             "dagster/row_count": warehouse.count("okr_curated"),  # the whole table, as for okr_processed
             "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
-            "rows_written": len(curated),
-            "checkins_read": len(processed),
-            "cycles": MetadataValue.json(sorted(curated["cycle_id"].unique().tolist())),
-            "closed_key_results": len(closed),
-            "share_reached_target": MetadataValue.float(round(reached, 4)) if len(closed) else "n/a",
+            "rows_written": totals["rows"],
+            "checkins_read": totals["checkins"],
+            "cycles": MetadataValue.json(sorted(cycles)),
+            "closed_key_results": totals["closed"],
+            "share_reached_target": MetadataValue.float(round(reached, 4)) if totals["closed"] else "n/a",
             "as_of": as_of.isoformat(),
         }
     )

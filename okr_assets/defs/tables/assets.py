@@ -97,9 +97,11 @@ class _Tally:
 
 
 def _days(frame: pd.DataFrame, column: str) -> Counter[str]:
+    """Rows per day of a date column (counted first, so only the distinct days are formatted)."""
     if frame.empty:
         return Counter()
-    return Counter(pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d").value_counts().to_dict())
+    counts = frame[column].value_counts()
+    return Counter(dict(zip(pd.to_datetime(counts.index).strftime("%Y-%m-%d"), counts.tolist(), strict=True)))
 
 
 def _quarter_keys(starts: pd.Series) -> set[str]:
@@ -111,7 +113,7 @@ def _validated_months(
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """(accepted, rejects) of each month of the range in turn: one month of rows in memory."""
     for lo, hi in month_windows(start, end):
-        raw = warehouse.read_range("okr_raw", "partition_date", lo, hi)
+        raw = warehouse.read_range("okr_raw", "partition_date", lo, hi, text_storage="pyarrow")
         if raw.empty:
             continue
         latest = warehouse.query(

@@ -130,25 +130,27 @@ class ProcessedCheckins(pa.DataFrameModel):
     source_ref: Series[pd.StringDtype] = _text("File and line, or topic/partition/offset.")
     ingested_at: Series[UtcTimestamp] = pa.Field(description="When the winning version landed.")
 
-    @pa.dataframe_check(description="score == clip(progress, 0, 1)")
+    # Row rules use ignore_na=False throughout: by default Pandera first scans every column of the
+    # frame for all-null rows (none exist here), which took half the validation time of a table.
+    @pa.dataframe_check(ignore_na=False, description="score == clip(progress, 0, 1)")
     def score_is_clipped_progress(cls, df: pd.DataFrame) -> pd.Series:
         return pd.Series(np.isclose(df["score"], df["progress"].clip(0, 1)), index=df.index)
 
-    @pa.dataframe_check(description="start_value != target_value")
+    @pa.dataframe_check(ignore_na=False, description="start_value != target_value")
     def start_differs_from_target(cls, df: pd.DataFrame) -> pd.Series:
         return df["start_value"] != df["target_value"]
 
-    @pa.dataframe_check(description="direction agrees with start/target")
+    @pa.dataframe_check(ignore_na=False, description="direction agrees with start/target")
     def direction_matches_target(cls, df: pd.DataFrame) -> pd.Series:
         up = df["direction"] == "increase"
         return (up & (df["target_value"] > df["start_value"])) | (
             ~up & (df["target_value"] < df["start_value"]))
 
-    @pa.dataframe_check(description="checkin_date is the UTC date of checkin_at")
+    @pa.dataframe_check(ignore_na=False, description="checkin_date is the UTC date of checkin_at")
     def checkin_date_matches(cls, df: pd.DataFrame) -> pd.Series:
         return df["checkin_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() == df["checkin_date"]
 
-    @pa.dataframe_check(description="cycle_start <= cycle_end")
+    @pa.dataframe_check(ignore_na=False, description="cycle_start <= cycle_end")
     def cycle_ordered(cls, df: pd.DataFrame) -> pd.Series:
         return df["cycle_start"] <= df["cycle_end"]
 
@@ -213,15 +215,15 @@ class CuratedKeyResults(pa.DataFrameModel):
         nullable=True, description="final_score >= target score (0.7 by default); closed cycles only.")
     as_of: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Date the row was curated.")
 
-    @pa.dataframe_check(description="(key_result_id, cycle_id) is unique")
+    @pa.dataframe_check(ignore_na=False, description="(key_result_id, cycle_id) is unique")
     def one_row_per_kr_cycle(cls, df: pd.DataFrame) -> pd.Series:
         return ~df.duplicated(["key_result_id", "cycle_id"], keep=False)
 
-    @pa.dataframe_check(description="final_score is set exactly for closed cycles")
+    @pa.dataframe_check(ignore_na=False, description="final_score is set exactly for closed cycles")
     def final_score_iff_closed(cls, df: pd.DataFrame) -> pd.Series:
         return df["final_score"].notna() == df["cycle_closed"].astype(bool)
 
-    @pa.dataframe_check(description="first_checkin_at <= last_checkin_at")
+    @pa.dataframe_check(ignore_na=False, description="first_checkin_at <= last_checkin_at")
     def checkins_ordered(cls, df: pd.DataFrame) -> pd.Series:
         return df["first_checkin_at"] <= df["last_checkin_at"]
 
@@ -258,11 +260,11 @@ class KeyResultFeatures(pa.DataFrameModel):
     label: Series[pd.BooleanDtype] = pa.Field(nullable=True, description="Reached the target score (closed cycles).")
     cycle_closed: Series[bool] = pa.Field(description="The cycle has ended.")
 
-    @pa.dataframe_check(description="(key_result_id, cycle_id, week) is unique")
+    @pa.dataframe_check(ignore_na=False, description="(key_result_id, cycle_id, week) is unique")
     def one_row_per_week(cls, df: pd.DataFrame) -> pd.Series:
         return ~df.duplicated(["key_result_id", "cycle_id", "week"], keep=False)
 
-    @pa.dataframe_check(description="label is set exactly for closed cycles")
+    @pa.dataframe_check(ignore_na=False, description="label is set exactly for closed cycles")
     def label_iff_closed(cls, df: pd.DataFrame) -> pd.Series:
         return df["label"].notna() == df["cycle_closed"].astype(bool)
 
@@ -287,7 +289,7 @@ class AtRiskPredictions(pa.DataFrameModel):
     model_version: Series[pd.StringDtype] = _text("Registered okr_at_risk version that predicted.")
     predicted_at: Series[UtcTimestamp] = pa.Field(description="When the prediction was made.")
 
-    @pa.dataframe_check(description="(key_result_id, cycle_id) is unique")
+    @pa.dataframe_check(ignore_na=False, description="(key_result_id, cycle_id) is unique")
     def one_row_per_kr(cls, df: pd.DataFrame) -> pd.Series:
         return ~df.duplicated(["key_result_id", "cycle_id"], keep=False)
 
@@ -323,7 +325,7 @@ class ModelPerformance(pa.DataFrameModel):
     holdout_roc_auc: Series[float] = pa.Field(nullable=True, description="The version's holdout ROC-AUC.")
     evaluated_at: Series[UtcTimestamp] = pa.Field(description="When this was computed.")
 
-    @pa.dataframe_check(description="(model_version, week) is unique")
+    @pa.dataframe_check(ignore_na=False, description="(model_version, week) is unique")
     def one_row_per_version_week(cls, df: pd.DataFrame) -> pd.Series:
         return ~df.duplicated(["model_version", "week"], keep=False)
 

@@ -9,6 +9,7 @@ add up to the number of rejected rows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +59,10 @@ class ValidationResult:
 
 
 def clean_text(series: pd.Series) -> pd.Series:
-    """Strip surrounding whitespace; an empty field is null."""
-    stripped = series.astype("string").str.strip()
+    """Strip surrounding whitespace; an empty field is null. Text already held as pandas
+    ``string`` keeps its storage (Arrow-backed text is stripped in C++, several times faster)."""
+    text = series if isinstance(series.dtype, pd.StringDtype) else series.astype("string")
+    stripped = text.str.strip()
     return stripped.mask(stripped == "")
 
 
@@ -106,7 +109,10 @@ class _Verdicts:
     def open(self) -> pd.Series:
         return self.reason.isna()
 
-    def reject(self, mask: pd.Series, reason: RejectReason, message: pd.Series | str) -> None:
+    def reject(self, mask: pd.Series, reason: RejectReason,
+               message: str | Callable[[pd.Series], pd.Series]) -> None:
+        """``message``: a sentence, or a function of the rows hit (a boolean mask) returning
+        their sentences; only those rows are formatted, which matters when few rows fail."""
         hit = mask.fillna(False).astype(bool) & self.open()
         if not hit.any():
             return
@@ -114,7 +120,7 @@ class _Verdicts:
         if isinstance(message, str):
             self.message[hit] = message
         else:
-            self.message[hit] = message[hit].astype("string")
+            self.message[hit] = message(hit).astype("string")
 
 
 def _fmt(series: pd.Series) -> pd.Series:
@@ -139,7 +145,7 @@ def validate_checkins(
     if "landing_error" in raw:
         err = raw["landing_error"].astype("string")
         for code in err.dropna().unique():
-            v.reject(err == code, RejectReason(code), raw["landing_error_message"].astype("string"))
+            v.reject(err == code, RejectReason(code), lambda m: raw["landing_error_message"][m].astype("string"))
 
     for col in REQUIRED_COLUMNS:
         v.reject(text[col].isna(), RejectReason.MISSING_REQUIRED,
@@ -149,7 +155,7 @@ def validate_checkins(
     for col in (*NUMERIC_COLUMNS, "confidence"):
         bad = text[col].notna() & numbers[col].isna()
         v.reject(bad, RejectReason.UNPARSEABLE_NUMBER,
-                 f"{col} '" + _fmt(text[col]) + "' is not a finite number")
+                 lambda m, col=col: f"{col} '" + _fmt(text[col][m]) + "' is not a finite number")
 
     dates = {c: parse_date(raw[c]) for c in DATE_COLUMNS}
     checkin_at = parse_timestamp(raw["checkin_at"])
@@ -157,7 +163,7 @@ def validate_checkins(
         bad = text[col].notna() & parsed.isna()
         expected = "an RFC 3339 timestamp with offset" if col == "checkin_at" else "a YYYY-MM-DD date"
         v.reject(bad, RejectReason.UNPARSEABLE_DATE,
-                 f"{col} '" + _fmt(text[col]) + f"' is not {expected}")
+                 lambda m, col=col, expected=expected: f"{col} '" + _fmt(text[col][m]) + f"' is not {expected}")
 
     enums: dict[str, pd.Series] = {}
     for col, allowed in ENUMS.items():
@@ -165,50 +171,52 @@ def validate_checkins(
         enums[col] = squashed.map(enum_lookup(col)).astype("string")
         bad = text[col].notna() & enums[col].isna()
         v.reject(bad, RejectReason.UNKNOWN_ENUM,
-                 f"{col} '" + _fmt(text[col]) + f"' is not one of {', '.join(allowed)}")
+                 lambda m, col=col, allowed=allowed: f"{col} '" + _fmt(text[col][m])
+                 + f"' is not one of {', '.join(allowed)}")
 
     start, target = numbers["start_value"], numbers["target_value"]
     cycle_start, cycle_end = dates["cycle_start"], dates["cycle_end"]
     v.reject(cycle_end < cycle_start, RejectReason.INVALID_CYCLE,
-             "cycle_end " + _fmt(text["cycle_end"]) + " is before cycle_start "
-             + _fmt(text["cycle_start"]))
+             lambda m: "cycle_end " + _fmt(text["cycle_end"][m]) + " is before cycle_start "
+             + _fmt(text["cycle_start"][m]))
     v.reject(start == target, RejectReason.START_EQUALS_TARGET,
-             "start_value equals target_value (" + _fmt(text["start_value"]) + ")")
+             lambda m: "start_value equals target_value (" + _fmt(text["start_value"][m]) + ")")
     direction = enums["direction"]
     contradicts = ((direction == "increase") & (target < start)) | (
         (direction == "decrease") & (target > start))
     v.reject(contradicts, RejectReason.DIRECTION_CONTRADICTION,
-             "direction '" + _fmt(direction) + "' contradicts start_value "
-             + _fmt(text["start_value"]) + " and target_value " + _fmt(text["target_value"]))
+             lambda m: "direction '" + _fmt(direction[m]) + "' contradicts start_value "
+             + _fmt(text["start_value"][m]) + " and target_value " + _fmt(text["target_value"][m]))
 
     confidence = numbers["confidence"]
     bad_conf = confidence.notna() & (
         (confidence < CONFIDENCE_MIN) | (confidence > CONFIDENCE_MAX) | (confidence % 1 != 0))
     v.reject(bad_conf, RejectReason.CONFIDENCE_OUT_OF_RANGE,
-             "confidence " + _fmt(text["confidence"]) + " is not an integer between 0 and 10")
+             lambda m: "confidence " + _fmt(text["confidence"][m]) + " is not an integer between 0 and 10")
     weight = numbers["weight"]
     v.reject((weight <= 0) | (weight > 1), RejectReason.WEIGHT_OUT_OF_RANGE,
-             "weight " + _fmt(text["weight"]) + " is outside (0, 1]")
+             lambda m: "weight " + _fmt(text["weight"][m]) + " is outside (0, 1]")
 
     ingested_at = pd.to_datetime(raw["ingested_at"], utc=True)
     future = checkin_at > ingested_at + pd.Timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
     v.reject(future, RejectReason.CHECKIN_IN_FUTURE,
-             "checkin_at " + _fmt(text["checkin_at"]) + " is more than 5 minutes after ingestion at "
-             + ingested_at.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string"))
+             lambda m: "checkin_at " + _fmt(text["checkin_at"][m]) + " is more than 5 minutes after ingestion at "
+             + ingested_at[m].dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string"))
     checkin_day = checkin_at.dt.tz_convert(None).dt.normalize()
     v.reject(checkin_day < pd.Timestamp(first_partition), RejectReason.BEFORE_FIRST_PARTITION,
-             "checkin_at " + _fmt(text["checkin_at"]) + f" is before the first partition {first_partition}")
+             lambda m: "checkin_at " + _fmt(text["checkin_at"][m])
+             + f" is before the first partition {first_partition}")
     grace = pd.Timedelta(days=CYCLE_GRACE_DAYS)
     outside = (checkin_day < cycle_start - grace) | (checkin_day > cycle_end + grace)
     v.reject(outside, RejectReason.OUTSIDE_CYCLE,
-             "checkin_at " + _fmt(text["checkin_at"]) + " is more than 14 days outside cycle "
-             + _fmt(text["cycle_start"]) + ".." + _fmt(text["cycle_end"]))
+             lambda m: "checkin_at " + _fmt(text["checkin_at"][m]) + " is more than 14 days outside cycle "
+             + _fmt(text["cycle_start"][m]) + ".." + _fmt(text["cycle_end"][m]))
 
     value = numbers["value"]
     progress = compute_progress(value, start, target)
     v.reject(progress.abs() > MAX_ABS_PROGRESS, RejectReason.PROGRESS_OUT_OF_RANGE,
-             "progress " + progress.round(2).astype("string").fillna("?")
-             + " is beyond +/-5 (value " + _fmt(text["value"]) + "), likely a unit error")
+             lambda m: "progress " + progress[m].round(2).astype("string").fillna("?")
+             + " is beyond +/-5 (value " + _fmt(text["value"][m]) + "), likely a unit error")
 
     ok = v.open()
     accepted = pd.DataFrame(
@@ -244,7 +252,16 @@ def validate_checkins(
     rejects["raw_payload"] = (raw.loc[bad, "raw_payload"].astype("string")
                               if "raw_payload" in raw else pd.NA)
     rejects = rejects.reindex(columns=list(REJECT_COLUMNS)).reset_index(drop=True)
-    return ValidationResult(accepted=accepted, rejects=rejects)
+    return ValidationResult(accepted=_python_text(accepted), rejects=_python_text(rejects))
+
+
+def _python_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as the default ``string`` dtype the Pandera models declare, whatever the
+    storage of the input was."""
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.StringDtype) and frame[col].dtype.storage != "python":
+            frame[col] = frame[col].astype(pd.StringDtype("python"))
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------

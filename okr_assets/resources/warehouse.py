@@ -153,11 +153,13 @@ class WarehouseResource(ConfigurableResource):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        """Run a parameterised query (``?`` placeholders) and return a DataFrame."""
+    def query(self, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
+        """Run a parameterised query (``?`` placeholders) and return a DataFrame. Text comes as
+        pandas ``string``; ``text_storage="pyarrow"`` lets an engine that can (DuckDB) keep it in
+        Arrow memory, for callers that only run vectorised string operations on it."""
         backend = self.backend
         with backend.connect() as con:
-            return _normalise(backend.fetch(con, sql, params))
+            return _normalise(backend.fetch(con, sql, params, text_storage))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one parameterised statement (``?`` placeholders) in its own transaction."""
@@ -165,11 +167,13 @@ class WarehouseResource(ConfigurableResource):
         with backend.connect() as con:
             backend.execute(con, sql, params)
 
-    def read_range(self, table: str, column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Rows of ``table`` with ``start <= column < end``."""
+    def read_range(self, table: str, column: str, start: dt.date, end: dt.date,
+                   text_storage: str = "python") -> pd.DataFrame:
+        """Rows of ``table`` with ``start <= column < end`` (``text_storage``: as for ``query``)."""
         t = _table(table)
         col = _column(t, column)
-        return self.query(f"SELECT * FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1", [start, end])
+        return self.query(f"SELECT * FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1", [start, end],
+                          text_storage)
 
     def span(self, table: str, column: str) -> tuple[dt.date, dt.date]:
         """``(first, last + 1 day)`` of a date column: the range that covers every row (an empty

@@ -97,11 +97,13 @@ class _Tally:
 
 
 def _days(frame: "pd.DataFrame", column: str) -> Counter[str]:
+    """Rows per day of a date column (counted first, so only the distinct days are formatted)."""
     import pandas as pd
 
     if frame.empty:
         return Counter()
-    return Counter(pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d").value_counts().to_dict())
+    counts = frame[column].value_counts()
+    return Counter(dict(zip(pd.to_datetime(counts.index).strftime("%Y-%m-%d"), counts.tolist(), strict=True)))
 
 
 def _quarter_keys(starts: "pd.Series") -> set[str]:
@@ -120,7 +122,7 @@ def _validated_months(
     from okr_assets.lib.validation import split_superseded, validate_checkins
 
     for lo, hi in month_windows(start, end):
-        raw = warehouse.read_range("okr_raw", "partition_date", lo, hi)
+        raw = warehouse.read_range("okr_raw", "partition_date", lo, hi, text_storage="pyarrow")
         if raw.empty:
             continue
         latest = warehouse.query(

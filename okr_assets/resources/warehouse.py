@@ -103,16 +103,6 @@ class WarehouseResource(ConfigurableResource):
         raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: "
                          "use duckdb:///<path> or postgresql://user:password@host:port/database")
 
-    @property
-    def engine(self) -> str:
-        """``duckdb`` or ``postgres`` (shown in asset metadata and logs; never the URL)."""
-        return self.backend.name
-
-    @contextmanager
-    def connect(self) -> Iterator[Any]:
-        with self.backend.connect() as con:
-            yield con
-
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """A connection inside one transaction: committed on success, rolled back on any error."""

@@ -32,9 +32,8 @@ def test_cli_partition_range_backfill(okr_home: Path) -> None:
     _dagster(["--select", "okr_raw"], env)
     _dagster(["--select", "okr_processed,okr_rejects", "--partition-range", "2025-07-01...2025-07-31"], env)
     warehouse = WarehouseResource(url=f"duckdb:///{okr_home / 'warehouse.duckdb'}")
-    with warehouse.connect() as con:  # corrupt three days by hand
-        con.execute("UPDATE okr_processed.okr_processed SET value = -1 WHERE checkin_date IN "
-                    "('2025-07-10', '2025-07-11', '2025-07-12')")
+    warehouse.execute("UPDATE okr_processed.okr_processed SET value = -1 WHERE checkin_date IN "
+                      "('2025-07-10', '2025-07-11', '2025-07-12')")  # corrupt three days by hand
 
     _dagster(["--select", "okr_processed,okr_rejects", "--partition-range", "2025-07-10...2025-07-11"], env)
 

@@ -172,12 +172,12 @@ def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict
 
 def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resources: dict, instance) -> None:
     """A three-month run validates one month at a time but writes and counts the whole range; the
-    blocking check, also month by month, still sees a checkin_id duplicated across two months."""
-    days = ["2025-07-10", "2025-08-10", "2025-09-10"]
+    blocking check, a quarter at a time, still sees a checkin_id duplicated across two quarters."""
+    days = ["2025-06-20", "2025-07-10", "2025-08-10"]  # June is in the cycle's 14-day grace
     write_csv(okr_home / "landing" / "a.csv", [checkin(i, days[i % 3]) for i in range(9)])
     land(instance, resources)
-    quarter = {"dagster/asset_partition_range_start": "2025-07-01",
-               "dagster/asset_partition_range_end": "2025-09-30"}
+    quarter = {"dagster/asset_partition_range_start": "2025-06-01",
+               "dagster/asset_partition_range_end": "2025-08-31"}
     result = process(instance, resources, quarter)
     assert result.success
     meta = metadata(result, "okr_processed")
@@ -186,11 +186,11 @@ def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resourc
     months = warehouse.query("SELECT extract(month FROM checkin_date) AS m, count(*) AS n "
                              "FROM okr_processed.okr_processed "
                              "GROUP BY 1 ORDER BY 1")
-    assert months.values.tolist() == [[7, 3], [8, 3], [9, 3]]
+    assert months.values.tolist() == [[6, 3], [7, 3], [8, 3]]
     [passed] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
     assert passed.passed and passed.metadata["rows_checked"].value == 9
 
-    # Each month is valid on its own; only the range as a whole has c0 twice.
+    # Each quarter is valid on its own; only the range as a whole has c0 twice (June and July).
     warehouse.execute("UPDATE okr_processed.okr_processed SET checkin_id = 'c0' WHERE checkin_id = 'c1'")
     # The check run on its own (as from the asset's Checks tab) checks the whole table.
     check = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema"))

@@ -111,7 +111,8 @@ def _quarter_keys(starts: "pd.Series") -> set[str]:
 
     from okr_assets.lib.routing import quarter_starts
 
-    return {ts.strftime("%Y-%m-%d") for ts in quarter_starts(pd.to_datetime(starts)).dropna().unique()}
+    distinct = pd.Series(pd.to_datetime(starts.dropna().unique()))  # a few cycle starts, not every row
+    return {ts.strftime("%Y-%m-%d") for ts in quarter_starts(distinct).unique()}
 
 
 def _validated_months(

@@ -12,7 +12,10 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS, RejectReason
@@ -39,9 +42,18 @@ class UnreadableFileError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedCsv:
-    rows: pd.DataFrame
+    columns: dict[str, np.ndarray]  # ROW_COLUMNS -> one array each
     extra_columns: tuple[str, ...]
     malformed_rows: int
+
+    @property
+    def row_count(self) -> int:
+        return len(self.columns["line"])
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        """One text row per check-in (``ROW_COLUMNS``); built on first use, landing reads ``columns``."""
+        return pd.DataFrame(self.columns, columns=list(ROW_COLUMNS), copy=False)
 
 
 def _decode(data: bytes) -> str:
@@ -86,32 +98,57 @@ def read_checkin_csv(data: bytes) -> ParsedCsv:
     positions = [header.index(c) for c in CHECKIN_COLUMNS]
     extras = [(i, h) for i, h in enumerate(header) if h not in CHECKIN_COLUMNS and h]
     width = len(header)
-    records: list[tuple] = []
-    malformed = 0
-    next_line = 2  # the physical line a row starts on (line 1 is the header)
+    records: list[list[str]] = []
+    ends: list[int] = []  # the physical line each row ends on
     try:
         for fields in reader:
-            start_line = next_line
-            next_line = reader.line_num + 1
-            if not fields:  # a blank line carries no check-in
-                continue
-            if len(fields) != width:
-                malformed += 1
-                payload = ",".join(fields)[:RAW_PAYLOAD_LIMIT]
-                records.append(
-                    (*([None] * len(CHECKIN_COLUMNS)), None, start_line,
-                     RejectReason.MALFORMED_ROW.value,
-                     f"row has {len(fields)} fields, the header has {width}", payload)
-                )
-                continue
-            values = [fields[p] if fields[p] != "" else None for p in positions]
-            extra = (
-                json.dumps({h: fields[i] for i, h in extras}, ensure_ascii=False) if extras else None
-            )
-            records.append((*values, extra, start_line, None, None, None))
+            records.append(fields)
+            ends.append(reader.line_num)
     except csv.Error as exc:
-        raise UnreadableFileError(f"not CSV near line {next_line}: {exc}") from None
+        raise UnreadableFileError(f"not CSV near line {ends[-1] + 1 if ends else 2}: {exc}") from None
+    # The physical line a row starts on (line 1 is the header); a blank line carries no check-in.
+    starts = [2, *(end + 1 for end in ends[:-1])] if ends else []
+    kept = [k for k, fields in enumerate(records) if fields]
+    if len(kept) < len(records):
+        records, starts = [records[k] for k in kept], [starts[k] for k in kept]
+    good = [k for k, fields in enumerate(records) if len(fields) == width]
+    bad = [k for k, fields in enumerate(records) if len(fields) != width] if len(good) < len(records) else []
 
-    rows = pd.DataFrame.from_records(records, columns=list(ROW_COLUMNS))
-    rows["line"] = rows["line"].astype("int64")
-    return ParsedCsv(rows=rows, extra_columns=tuple(h for _, h in extras), malformed_rows=malformed)
+    # Column-wise: transpose the well-formed rows once, then one pass per contract column.
+    n = len(records)
+    well_formed = [records[k] for k in good] if bad else records
+    by_position = list(zip(*well_formed, strict=True)) if well_formed else [()] * width
+    columns: dict[str, Any] = {}
+    for column, p in zip(CHECKIN_COLUMNS, positions, strict=True):
+        values = by_position[p]
+        columns[column] = [v or None for v in values] if "" in values else values
+    columns["extra"] = (
+        [json.dumps({h: fields[i] for i, h in extras}, ensure_ascii=False) for fields in well_formed] if extras
+        else None)
+    data = {c: _objects(v, len(well_formed)) for c, v in columns.items()}
+    if bad:  # malformed rows keep their place, with a reason and the row as payload
+        spread = {c: np.full(n, None, dtype=object) for c in data}
+        for c, values in data.items():
+            spread[c][good] = values
+        data = spread
+        data["landing_error"] = np.full(n, None, dtype=object)
+        data["landing_error_message"] = np.full(n, None, dtype=object)
+        data["raw_payload"] = np.full(n, None, dtype=object)
+        for k in bad:
+            fields = records[k]
+            data["landing_error"][k] = RejectReason.MALFORMED_ROW.value
+            data["landing_error_message"][k] = f"row has {len(fields)} fields, the header has {width}"
+            data["raw_payload"][k] = ",".join(fields)[:RAW_PAYLOAD_LIMIT]
+    else:
+        for column in ("landing_error", "landing_error_message", "raw_payload"):
+            data[column] = np.full(n, None, dtype=object)
+    data["line"] = np.asarray(starts, dtype=np.int64)
+    return ParsedCsv(columns={c: data[c] for c in ROW_COLUMNS}, extra_columns=tuple(h for _, h in extras),
+                     malformed_rows=len(bad))
+
+
+def _objects(values: Any, n: int) -> np.ndarray:
+    """An object column of ``n`` values (None: all missing)."""
+    out = np.empty(n, dtype=object)
+    out[:] = values
+    return out

@@ -6,11 +6,12 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
-from okr_assets.lib.csv_reader import ParsedCsv, payload_preview
-from okr_assets.lib.messages import parse_message
+from okr_assets.lib.csv_reader import ROW_COLUMNS, ParsedCsv, payload_preview
+from okr_assets.lib.messages import parse_messages
 from okr_assets.lib.routing import route_partition_dates
 
 
@@ -25,15 +26,49 @@ def rows_from_file(
     """okr_raw rows for a parsed CSV. The idempotency key is the content hash and line, so
     re-landing the same bytes (under any name) adds nothing, while a changed file lands again
     and its repeated check-ins are deduplicated downstream by ``checkin_id``."""
-    rows = parsed.rows.copy()
-    line = rows["line"].astype("string")
-    rows["source"] = "file"
-    rows["source_ref"] = file_name + ":" + line
-    rows["source_key"] = f"file:{sha256}:" + line
-    rows["ingested_at"] = ingested_at
-    rows["partition_date"] = route_partition_dates(rows["checkin_at"], ingested_at, first_partition)
-    rows["run_id"] = run_id
-    return rows.drop(columns=["line"])
+    return rows_from_files([(parsed, file_name, sha256)], ingested_at, first_partition, run_id)
+
+
+def rows_from_files(
+    files: Sequence[tuple[ParsedCsv, str, str]], ingested_at: pd.Timestamp, first_partition: dt.date,
+    run_id: str,
+) -> pd.DataFrame:
+    """``rows_from_file`` for several parsed CSVs (parsed, file name, sha256) at once, in order:
+    one frame and one routing pass for a whole landing batch instead of one per file."""
+    # Column by column: pandas' concat of many frames with all-null columns is far slower.
+    columns: dict[str, object] = {c: _concat([parsed.columns[c] for parsed, _, _ in files])
+                                  for c in ROW_COLUMNS if c != "line"}
+    refs: list[str] = []
+    keys: list[str] = []
+    for parsed, file_name, sha256 in files:
+        lines = parsed.columns["line"].tolist()
+        refs += [f"{file_name}:{line}" for line in lines]
+        keys += [f"file:{sha256}:{line}" for line in lines]
+    n = len(refs)
+    columns.update(
+        source=_constant("file", n),
+        source_ref=_objects(refs),
+        source_key=_objects(keys),
+        ingested_at=pd.Series(ingested_at, index=range(n)).array,
+        partition_date=route_partition_dates(pd.Series(columns.get("checkin_at", _constant(None, n))),
+                                             ingested_at, first_partition).to_numpy(),
+        run_id=_constant(run_id, n),
+    )
+    return pd.DataFrame(columns, copy=False)
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else np.empty(0, dtype=object)
+
+
+def _constant(value: str | None, n: int) -> np.ndarray:
+    return np.full(n, value, dtype=object)
+
+
+def _objects(values: list[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def unreadable_file_row(
@@ -67,14 +102,11 @@ def rows_from_messages(
     The idempotency key is (topic, epoch, partition, offset); ``epoch`` changes when the topic is
     recreated, so restarted offsets never collide with rows landed from the old topic.
     """
-    records = [parse_message(value, max_bytes) for _, _, value in messages]
-    rows = pd.DataFrame.from_records(records, columns=[*CHECKIN_COLUMNS, "extra", "landing_error",
-                                                       "landing_error_message", "raw_payload"])
-    refs = [f"{topic}/{partition}/{offset}" for partition, offset, _ in messages]
-    rows["source"] = "kafka"
-    rows["source_ref"] = refs
-    rows["source_key"] = [f"kafka:{topic}:{epoch}:{partition}:{offset}" for partition, offset, _ in messages]
+    rows = parse_messages([value for _, _, value in messages], max_bytes)
+    rows["source"] = _constant("kafka", len(rows))
+    rows["source_ref"] = _objects([f"{topic}/{partition}/{offset}" for partition, offset, _ in messages])
+    rows["source_key"] = _objects([f"kafka:{topic}:{epoch}:{partition}:{offset}" for partition, offset, _ in messages])
     rows["ingested_at"] = ingested_at
     rows["partition_date"] = route_partition_dates(rows["checkin_at"], ingested_at, first_partition)
-    rows["run_id"] = run_id
+    rows["run_id"] = _constant(run_id, len(rows))
     return rows

@@ -44,6 +44,18 @@ class LandResult:
     touched_partitions: set[str]
     # rows inserted per landed file (sha256), when files were landed
     inserted_by_file: dict[str, int] = field(default_factory=dict)
+    # which of the given rows were inserted (positions, ascending) and the raw_id each got: what
+    # the run wrote, for the okr_raw check, without reading it back
+    positions: Any = None
+    raw_ids: Any = None
+
+    def inserted_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The rows (as given to ``land_raw``) that were inserted, with their ``raw_id``."""
+        inserted = _columns_of(rows, list(rows.columns))
+        if len(self.positions) != len(rows):
+            inserted = inserted.take(self.positions).reset_index(drop=True)
+        inserted["raw_id"] = self.raw_ids
+        return inserted
 
 
 @dataclass(frozen=True)
@@ -206,44 +218,50 @@ class WarehouseResource(ConfigurableResource):
         ingestion even when two landing runs commit at the same time. ``files`` (sha256, name)
         are the files the rows come from (source keys ``file:<sha256>:<line>``), recorded as
         landed in the same transaction; several files land in one transaction.
+
+        Only the new ``raw_id`` values come back from the database; the partitions touched and
+        the rows per file are counted by the database over the new rows (``raw_id > before``).
         """
-        import pandas as pd
+        import numpy as np
 
         files = [*files, *([(file_sha256, file_name or "")] if file_sha256 else [])]
         t = TABLES["okr_raw"]
         types = [(c, sql) for c, sql in _sql_columns("okr_raw") if c != "raw_id"]
         cols = [c for c, _ in types]
-        frame = rows.reset_index(drop=True).reindex(columns=cols)
-        frame["_rn"] = range(1, len(frame) + 1)
+        frame = _columns_of(rows, cols)
+        frame["_rn"] = np.arange(1, len(frame) + 1, dtype=np.int64)
         collist = ", ".join(quote(c) for c in cols)
         backend = self.backend
         with self.transaction() as con:
             backend.lock_exclusive_writes(con, t.qualified)
+            before = int(backend.fetch(con, f"SELECT coalesce(max(raw_id), 0) AS n FROM {t.qualified}")["n"].iloc[0])
             backend.stage(con, "okr_incoming", frame, [*types, ("_rn", "BIGINT")])
             returned = backend.fetch(
                 con,
-                f"INSERT INTO {t.qualified} ({collist}, raw_id) "
-                f"SELECT {collist}, (SELECT coalesce(max(raw_id), 0) FROM {t.qualified}) + _rn "
-                f"FROM okr_incoming ORDER BY _rn ON CONFLICT DO NOTHING "
-                f"RETURNING raw_id, partition_date, checkin_id, source_key")
+                f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn "
+                f"FROM okr_incoming ORDER BY _rn ON CONFLICT DO NOTHING RETURNING raw_id", [before])
             backend.unstage(con, "okr_incoming")
-            # Partitions holding older versions of the landed check-ins change too.
-            backend.stage(con, "okr_returned", returned[["checkin_id"]], [("checkin_id", "TEXT")])
-            older = backend.fetch(
+            # Partitions of the new rows, and of older versions of the same check-ins (which change too).
+            touched = backend.fetch(
                 con,
-                f"SELECT DISTINCT partition_date FROM {t.qualified} WHERE trim(checkin_id) IN "
-                "(SELECT trim(checkin_id) FROM okr_returned WHERE checkin_id IS NOT NULL)")
-            backend.unstage(con, "okr_returned")
-            by_file = (returned["source_key"].astype("string").str.split(":", n=2).str[1].value_counts().to_dict()
-                       if files else {})
+                f"SELECT DISTINCT partition_date FROM {t.qualified} WHERE raw_id > ? OR trim(checkin_id) IN "
+                f"(SELECT trim(checkin_id) FROM {t.qualified} WHERE raw_id > ? AND checkin_id IS NOT NULL)",
+                [before, before])
+            by_file: dict[str, int] = {}
+            if files:
+                counted = backend.fetch(
+                    con, f"SELECT split_part(source_key, ':', 2) AS sha256, count(*) AS n FROM {t.qualified} "
+                         "WHERE raw_id > ? GROUP BY 1", [before])
+                by_file = {str(k): int(n) for k, n in zip(counted["sha256"], counted["n"], strict=True)}
             for sha256, name in files:
                 backend.execute(
                     con, f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) ON CONFLICT DO NOTHING",
-                    [sha256, name, int(by_file.get(sha256, 0)), run_id])
-        touched = {pd.Timestamp(d).strftime("%Y-%m-%d")
-                   for d in pd.concat([returned["partition_date"], older["partition_date"]]).dropna()}
-        return LandResult(inserted=len(returned), touched_partitions=touched,
-                          inserted_by_file={sha: int(by_file.get(sha, 0)) for sha, _ in files})
+                    [sha256, name, by_file.get(sha256, 0), run_id])
+        raw_ids = np.sort(np.asarray(returned["raw_id"], dtype=np.int64))
+        return LandResult(inserted=len(raw_ids),
+                          touched_partitions={_day(d) for d in touched["partition_date"].dropna()},
+                          inserted_by_file={sha: by_file.get(sha, 0) for sha, _ in files},
+                          positions=raw_ids - before - 1, raw_ids=raw_ids)
 
     def landed_digests(self, digests: Sequence[str]) -> set[str]:
         """The file hashes among ``digests`` that already landed (one query for a whole batch)."""
@@ -330,6 +348,27 @@ def _column(table: Table, name: str) -> str:
     if table.name in TABLE_MODELS and name not in {c for c, _ in _sql_columns(table.name)}:
         raise ValueError(f"{name!r} is not a column of {table.name}")
     return quote(name)
+
+
+def _columns_of(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``rows.reset_index(drop=True).reindex(columns=columns)`` without copying the columns
+    (a missing column is all null)."""
+    import numpy as np
+    import pandas as pd
+
+    def values(c: str) -> Any:
+        if c not in rows.columns:
+            return np.full(len(rows), None, dtype=object)
+        series = rows[c]
+        return series.array if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) else series.to_numpy()
+
+    return pd.DataFrame({c: values(c) for c in columns}, copy=False)
+
+
+def _day(value: object) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:

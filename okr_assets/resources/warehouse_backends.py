@@ -66,6 +66,11 @@ def arrow_to_frame(table: Any, text_storage: str = "python") -> pd.DataFrame:
     return frame
 
 
+def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with exactly these columns, in this order (copied only when they differ)."""
+    return frame if list(frame.columns) == columns else frame.reindex(columns=columns)
+
+
 # -- DuckDB ----------------------------------------------------------------------------------------
 
 
@@ -119,7 +124,7 @@ class DuckDBBackend:
             con.unregister("_okr_load")
 
     def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None:
-        con.register(name, frame.reindex(columns=[c for c, _ in types]))
+        con.register(name, _with_columns(frame, [c for c, _ in types]))
 
     def unstage(self, con: Any, name: str) -> None:
         con.unregister(name)
@@ -160,38 +165,54 @@ def to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
+_COPY_CHUNK = 1 << 20  # characters handed to libpq per call (psycopg2's default is 8 KiB)
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_field(series: pd.Series) -> pd.Series:
+def _copy_field(series: pd.Series) -> list[str]:
     """One column as PostgreSQL COPY text-format fields: ``\\N`` for null, backslash escapes."""
+    import numpy as np
     import pandas as pd
 
-    missing = series.isna()
+    missing = series.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(series):
+        # Few distinct values (one landing time, a few partition days): format each once.
         tz = getattr(series.dt, "tz", None)
         fmt = "%Y-%m-%d %H:%M:%S.%f+00" if tz is not None else "%Y-%m-%d %H:%M:%S.%f"
-        values = (series.dt.tz_convert("UTC") if tz is not None else series).dt.strftime(fmt)
-    elif pd.api.types.is_bool_dtype(series):
+        codes, uniques = pd.factorize(series)
+        uniques = pd.DatetimeIndex(uniques)
+        texts = (uniques.tz_convert("UTC") if tz is not None else uniques).strftime(fmt)
+        return np.append(np.asarray(texts, dtype=object), "\\N")[codes].tolist()  # code -1 (NaT) -> \N
+    if pd.api.types.is_bool_dtype(series):
         values = series.map({True: "t", False: "f"})
     elif pd.api.types.is_float_dtype(series):
         values = series.astype("float64").map(repr)  # repr round-trips exactly; 'inf'/'nan' parse
     elif pd.api.types.is_integer_dtype(series):
+        if not missing.any():
+            return series.to_numpy(dtype=np.int64).astype(str).tolist()
         values = series.astype("object").map(lambda v: "" if pd.isna(v) else str(int(v)))
     else:
-        values = series.astype("object").map(lambda v: "" if v is None or v is pd.NA else str(v))
-        values = values.str.translate(_COPY_ESCAPES)  # one pass instead of four str.replace
-    return values.astype("object").where(~missing, "\\N")
+        texts = series.to_numpy(dtype=object, copy=True)
+        if missing.any():
+            texts[missing] = ""
+        if not set(map(type, texts)) <= {str}:
+            texts = np.asarray([v if type(v) is str else str(v) for v in texts], dtype=object)
+        joined = "".join(texts)
+        if any(c in joined for c in "\\\t\n\r"):  # one pass over the column decides
+            texts = np.asarray([v.translate(_COPY_ESCAPES) for v in texts], dtype=object)
+        texts[missing] = "\\N"
+        return texts.tolist()
+    return values.astype("object").where(~missing, "\\N").tolist()
 
 
 def copy_text(frame: pd.DataFrame) -> io.StringIO:
     """Serialise a frame for ``COPY ... FROM STDIN`` (text format). Written by hand because
-    pandas' CSV writer cannot tell a null from an empty string in its output."""
+    pandas' CSV writer cannot tell a null from an empty string in its output. Column by column,
+    then one tab-join per row."""
     buffer = io.StringIO()
     if len(frame):
         fields = [_copy_field(frame[c]) for c in frame.columns]
-        lines = fields[0].str.cat(fields[1:], sep="\t") if len(fields) > 1 else fields[0]
-        buffer.write("\n".join(lines.tolist()))
+        buffer.write("\n".join(map("\t".join, zip(*fields, strict=True))))
         buffer.write("\n")
     buffer.seek(0)
     return buffer
@@ -273,7 +294,8 @@ class PostgresBackend:
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
         collist = ", ".join(quote(c) for c in columns)
         with con.cursor() as cur:
-            cur.copy_expert(f"COPY {qualified} ({collist}) FROM STDIN", copy_text(frame.reindex(columns=columns)))
+            cur.copy_expert(f"COPY {qualified} ({collist}) FROM STDIN", copy_text(_with_columns(frame, columns)),
+                            size=_COPY_CHUNK)
 
     def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None:
         ddl = ", ".join(f"{quote(c)} {t}" for c, t in types)

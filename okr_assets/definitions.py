@@ -14,7 +14,6 @@ from dagster import Definitions, in_process_executor, map_asset_specs
 from okr_assets.defs.automation.schedules import okr_curated_schedule, okr_refresh_schedule
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.defs.ingestion.assets import okr_raw
-from okr_assets.defs.ingestion.checks import okr_raw_schema
 from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
 from okr_assets.defs.ingestion.sensors import okr_landing_sensor
 from okr_assets.defs.ml.assets import (
@@ -48,7 +47,7 @@ defs = Definitions(
         okr_features, okr_model, okr_predictions, okr_drift_report,        # group: ml
         okr_model_performance,
     ]),
-    asset_checks=[okr_raw_schema, okr_processed_schema, okr_rejects_schema, okr_curated_schema,
+    asset_checks=[okr_processed_schema, okr_rejects_schema, okr_curated_schema,
                   okr_features_schema, okr_predictions_schema, okr_drift_report_schema,
                   okr_model_performance_schema, okr_realised_auc_holds_up],
     sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor, okr_retrain_sensor,

@@ -6,12 +6,14 @@ landing: every process imports this module to load the code location, and must n
 
 import re
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field, field_validator, model_validator
 
+from okr_assets.defs.ingestion.checks import OKR_RAW_SCHEMA, LandedRowsCheck
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
@@ -69,6 +71,7 @@ class LandingConfig(Config):
 
 @dataclass
 class _Tally:
+    check: LandedRowsCheck | None  # None when okr_raw_schema is not part of the run
     rows_landed: int = 0
     rows_seen: int = 0
     files_skipped: int = 0
@@ -86,6 +89,7 @@ class _Tally:
     code_version="2",
     tags={"layer": "raw"},
     metadata={"dagster/column_schema": column_schema("okr_raw"), "dagster/table_name": "okr_raw.okr_raw"},
+    check_specs=[OKR_RAW_SCHEMA],
 )
 def okr_raw(
     context: AssetExecutionContext, config: LandingConfig, warehouse: WarehouseResource,
@@ -96,11 +100,13 @@ def okr_raw(
     Append-only and idempotent: bytes of a file that already landed, and Kafka offsets that
     already landed, add nothing. Files that cannot be read at all are moved to the quarantine
     folder and recorded as one rejected row; bad messages land as rows that will be rejected.
+    The blocking check okr_raw_schema validates the rows inserted, batch by batch, as they land.
     """
     import pandas as pd
 
     warehouse.setup()
-    tally = _Tally()
+    checked = OKR_RAW_SCHEMA.key in context.selected_asset_check_keys
+    tally = _Tally(check=LandedRowsCheck(context.run.run_id) if checked else None)
     ingested_at = pd.Timestamp.now(tz="UTC")
     if config.kafka_ranges:
         _land_kafka(context, config.kafka_ranges, warehouse, kafka, ingested_at, tally)
@@ -120,7 +126,8 @@ def okr_raw(
             "malformed_rows": tally.malformed,
             TOUCHED_PARTITIONS: MetadataValue.json(ordered),
             "touched_partition_range": f"{ordered[0]} .. {ordered[-1]}" if ordered else "none",
-        }
+        },
+        check_results=[tally.check.result()] if tally.check else [],
     )
 
 
@@ -135,7 +142,7 @@ def _land_files(
     landing: LandingFolderResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
     from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
-    from okr_assets.lib.landing import rows_from_file, sha256_of, unreadable_file_row
+    from okr_assets.lib.landing import sha256_of, unreadable_file_row
 
     run_id = context.run.run_id
     present: list[tuple[str, Path, str]] = []
@@ -146,45 +153,68 @@ def _land_files(
             continue
         present.append((name, path, sha256_of(path.read_bytes())))
     landed = warehouse.landed_digests(sorted({digest for _, _, digest in present}))
-    batch: list[tuple[str, str, pd.DataFrame]] = []
+    batch: list[tuple[str, str, Any]] = []  # (name, sha256, ParsedCsv or the row of an unreadable file)
+    batch_rows = 0
+    skipped: list[str] = []
     for name, path, digest in present:
         if digest in landed:
             tally.files_skipped += 1
-            context.log.info(f"{name}: these bytes already landed (sha256 {digest[:12]}); skipped")
+            skipped.append(f"{name} (sha256 {digest[:12]})")
             continue
         landed.add(digest)  # the same bytes twice in one run land once
         data = path.read_bytes()
         try:
             parsed = read_checkin_csv(data)
-            rows = rows_from_file(parsed, name, digest, ingested_at, FIRST_PARTITION, run_id)
             tally.malformed += parsed.malformed_rows
+            batch.append((name, digest, parsed))
+            batch_rows += parsed.row_count
         except UnreadableFileError as exc:
             target = landing.move_to_quarantine(path, str(exc))
             tally.quarantined += 1
             context.log.error(f"{name}: cannot be read ({exc}); moved to {target}")
-            rows = unreadable_file_row(name, digest, data, exc.code, str(exc), ingested_at, run_id)
-        batch.append((name, digest, rows))
-        if sum(len(r) for _, _, r in batch) >= _LAND_BATCH_ROWS:
-            _land_file_batch(context, batch, warehouse, run_id, tally)
-            batch = []
+            batch.append((name, digest, unreadable_file_row(name, digest, data, exc.code, str(exc), ingested_at,
+                                                            run_id)))
+            batch_rows += 1
+        if batch_rows >= _LAND_BATCH_ROWS:
+            _land_file_batch(context, batch, warehouse, ingested_at, run_id, tally)
+            batch, batch_rows = [], 0
     if batch:
-        _land_file_batch(context, batch, warehouse, run_id, tally)
+        _land_file_batch(context, batch, warehouse, ingested_at, run_id, tally)
+    if skipped:
+        context.log.info(f"{len(skipped)} file(s) skipped, their bytes already landed: {', '.join(skipped)}")
 
 
-def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str, "pd.DataFrame"]],
-                     warehouse: WarehouseResource, run_id: str, tally: _Tally) -> None:
+def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str, Any]],
+                     warehouse: WarehouseResource, ingested_at: "pd.Timestamp", run_id: str, tally: _Tally) -> None:
+    """Land a batch of files in one transaction. Consecutive readable files become rows together
+    (one routing pass); an unreadable file's row keeps its place between them."""
     import pandas as pd
 
-    rows = pd.concat([r for _, _, r in batch], ignore_index=True)
+    from okr_assets.lib.csv_reader import ParsedCsv
+    from okr_assets.lib.landing import rows_from_files
+
+    frames: list[pd.DataFrame] = []
+    for readable, group in groupby(batch, key=lambda item: isinstance(item[2], ParsedCsv)):
+        items = list(group)
+        if readable:
+            frames.append(rows_from_files([(parsed, name, digest) for name, digest, parsed in items],
+                                          ingested_at, FIRST_PARTITION, run_id))
+        else:
+            frames.extend(row for _, _, row in items)
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     result = warehouse.land_raw(rows, run_id=run_id, files=[(digest, name) for name, digest, _ in batch])
     tally.rows_landed += result.inserted
     tally.rows_seen += len(rows)
     tally.touched |= result.touched_partitions
-    for name, digest, file_rows in batch:
+    if tally.check:
+        tally.check.add(result.inserted_rows(rows))
+    counts = []
+    for name, digest, item in batch:
         tally.sources.append(name)
-        context.log.info(f"{name}: landed {result.inserted_by_file.get(digest, 0)} of {len(file_rows)} rows")
-    context.log.info(f"{len(batch)} file(s) landed in one transaction; they touch "
-                     f"{len(result.touched_partitions)} okr_processed partition(s)")
+        total = item.row_count if isinstance(item, ParsedCsv) else len(item)
+        counts.append(f"{name}: {result.inserted_by_file.get(digest, 0)} of {total}")
+    context.log.info(f"{len(batch)} file(s) landed in one transaction, rows landed of rows read: "
+                     f"{'; '.join(counts)}. They touch {len(result.touched_partitions)} okr_processed partition(s)")
 
 
 def _land_kafka(
@@ -203,6 +233,8 @@ def _land_kafka(
         tally.rows_seen += len(rows)
         tally.touched |= result.touched_partitions
         tally.sources.append(label)
+        if tally.check:
+            tally.check.add(result.inserted_rows(rows))
         bad = int(rows["landing_error"].notna().sum())
         context.log.info(f"{label}: read {len(messages)} message(s), landed {result.inserted} "
                          f"({len(rows) - result.inserted} already landed, {bad} unparseable)")

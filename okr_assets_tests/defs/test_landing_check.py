@@ -1,0 +1,80 @@
+"""okr_raw_schema runs inside the landing run, on the rows it inserted: it passes on good
+landings, counts exactly what landed, and fails the run when landed rows break the model."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import AssetCheckSeverity, materialize
+
+from okr_assets.defs.ingestion.checks import LandedRowsCheck
+from okr_assets.lib import landing as landing_lib
+from okr_assets.lib.contract import CHECKIN_COLUMNS
+from okr_assets_tests.conftest import checkin, write_csv
+from okr_assets_tests.defs.test_assets import ASSETS, land, metadata
+from okr_assets_tests.defs.test_kafka import good, produce, run_requests, tick
+
+
+def _evaluation(result):
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_raw_schema"]
+    return evaluation
+
+
+def test_the_check_counts_what_each_run_inserted(okr_home: Path, resources: dict, instance) -> None:
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(5)])
+    first = land(instance, resources)
+    evaluation = _evaluation(first)
+    assert evaluation.passed and evaluation.blocking
+    assert evaluation.metadata["rows_checked"].value == 5 == metadata(first, "okr_raw")["rows_landed"]
+    again = _evaluation(land(instance, resources))  # nothing new: nothing to check, still a result
+    assert again.passed and again.metadata["rows_checked"].value == 0
+
+    kafka = resources["kafka"]
+    produce(kafka, [good(i) for i in range(7)])
+    [outcome] = run_requests(tick(kafka, instance, None), instance, resources)
+    assert _evaluation(outcome).passed and _evaluation(outcome).metadata["rows_checked"].value == 7
+
+
+def test_landed_rows_that_break_the_model_fail_the_run(okr_home: Path, resources: dict, instance,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    real = landing_lib.rows_from_files
+
+    def unknown_source(*args, **kwargs) -> pd.DataFrame:  # a landing bug: lineage the model refuses
+        rows = real(*args, **kwargs)
+        rows["source"] = np.where(rows["source_ref"].str.endswith(":3"), "ftp", rows["source"])
+        return rows
+
+    monkeypatch.setattr(landing_lib, "rows_from_files", unknown_source)
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(4)])
+    result = materialize(ASSETS, selection=["okr_raw"], instance=instance, resources=resources,
+                         run_config={"ops": {"okr_raw": {"config": {"files": []}}}}, raise_on_error=False)
+    assert not result.success  # a failed blocking check fails the run: nothing downstream starts
+    evaluation = _evaluation(result)
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
+    assert "source" in evaluation.metadata["failures_by_rule"].value
+    assert "ftp" in evaluation.metadata["failure_cases"].value
+    assert evaluation.metadata["rows_checked"].value == 4
+
+
+def _batch(raw_ids: list[int], keys: list[str]) -> pd.DataFrame:
+    n = len(raw_ids)
+    frame = pd.DataFrame({c: [None] * n for c in CHECKIN_COLUMNS})
+    return frame.assign(raw_id=raw_ids, source="file", source_ref=[f"a.csv:{k}" for k in keys], source_key=keys,
+                        ingested_at=pd.Timestamp("2025-07-20T00:00:00Z"), partition_date=pd.Timestamp("2025-07-20"),
+                        landing_error=None, landing_error_message=None, raw_payload=None, extra=None, run_id="r")
+
+
+def test_keys_repeated_across_batches_fail_the_check() -> None:
+    check = LandedRowsCheck("run-1")
+    check.add(_batch([1, 2], ["k1", "k2"]))
+    check.add(_batch([3, 2], ["k3", "k1"]))  # each batch is fine on its own
+    result = check.result()
+    assert not result.passed
+    assert result.metadata["repeated_raw_id"].value == 1 and result.metadata["repeated_source_key"].value == 1
+    assert result.metadata["rows_checked"].value == 4
+
+    fine = LandedRowsCheck("run-2")
+    fine.add(_batch([1, 2], ["k1", "k2"]))
+    fine.add(_batch([3, 4], ["k3", "k4"]))
+    assert fine.result().passed and LandedRowsCheck("run-3").result().passed

@@ -36,6 +36,7 @@ MESSAGE_COLUMNS: tuple[str, ...] = (*CHECKIN_COLUMNS, "extra", "landing_error", 
 
 _CONTRACT = frozenset(CHECKIN_COLUMNS)
 _ENVELOPE = frozenset(ENVELOPE_FIELDS)
+_USUAL_KEYS = _CONTRACT | _ENVELOPE
 _STRINGS = frozenset({str, type(None)})
 _FLOATS = frozenset({float})
 _INTS = frozenset({int})
@@ -154,13 +155,12 @@ def _texts(values: tuple[Any, ...]) -> list[str | None] | tuple[Any, ...]:
 def _extra_text(body: dict[str, Any]) -> str:
     """``_json_text`` of the fields beyond the contract; written directly for the usual case
     (exactly the envelope's three text fields), with the output json.dumps would give."""
-    keys = body.keys() - _CONTRACT
-    if keys == _ENVELOPE:
+    if body.keys() == _USUAL_KEYS:
         event_id, produced_at, version = body["event_id"], body["produced_at"], body["schema_version"]
         if type(event_id) is str and type(produced_at) is str and type(version) is str:
             return (f'{{"event_id": {_quote(event_id)}, "produced_at": {_quote(produced_at)}, '
                     f'"schema_version": {_quote(version)}}}')
-    return _EXTRA_JSON.encode({k: body[k] for k in keys})
+    return _EXTRA_JSON.encode({k: v for k, v in body.items() if k not in _CONTRACT})
 
 
 def parse_messages(payloads: Sequence[bytes | None],
@@ -170,11 +170,13 @@ def parse_messages(payloads: Sequence[bytes | None],
     errors: dict[int, tuple[RejectReason, str]] = {}
     bodies: list[dict[str, Any]] = []
     positions: list[int] = []
+    escapes = False  # NUL and lone surrogates can only come from \u escapes (raw ones are not JSON/UTF-8)
     for i, payload in enumerate(payloads):
         body = _body(payload, max_bytes)
         if isinstance(body, dict):
             bodies.append(body)
             positions.append(i)
+            escapes = escapes or b"\\u" in payload
         else:
             errors[i] = body
 
@@ -194,8 +196,8 @@ def parse_messages(payloads: Sequence[bytes | None],
                     texts[column][j] = _text(v)
                 except RecursionError:
                     too_deep.add(j)
-        for j in _unstorable(texts[column]):  # valid JSON ("\u0000", "\ud800"), but no text column holds it
-            unstorable.setdefault(j, []).append(column)
+        for j in _unstorable(texts[column]) if escapes else ():  # valid JSON ("\u0000", "\ud800"),
+            unstorable.setdefault(j, []).append(column)               # but no text column can hold it
     extras: list[str | None] = []
     for j, body in enumerate(bodies):
         try:
@@ -203,7 +205,7 @@ def parse_messages(payloads: Sequence[bytes | None],
         except RecursionError:
             extras.append(None)
             too_deep.add(j)
-    for j in _unstorable(extras):
+    for j in _unstorable(extras) if escapes else ():
         extras[j] = _EXTRA_JSON_ASCII.encode({k: v for k, v in bodies[j].items() if k not in _CONTRACT})
     for j in sorted(set(unstorable) | too_deep):
         errors[positions[j]] = (

@@ -68,7 +68,7 @@ class LandedRowsCheck:
                 check_name=OKR_RAW_SCHEMA.name, passed=False, severity=failure.severity,
                 description=f"{failure.description} (batch {self._failed_batch} of {self.batches})",
                 metadata={**failure.metadata, "scope": self.scope, "rows_checked": self.rows_checked})
-        repeated = {name: int(len(values) - len(np.unique(values))) for name, values in
+        repeated = {name: int(len(values) - len(pd.unique(values))) for name, values in
                     (("raw_id", np.concatenate(self._raw_ids) if self._raw_ids else np.array([])),
                      ("source_key", np.concatenate(self._key_hashes) if self._key_hashes else np.array([])))}
         if any(repeated.values()):

@@ -223,6 +223,7 @@ class WarehouseResource(ConfigurableResource):
         the rows per file are counted by the database over the new rows (``raw_id > before``).
         """
         import numpy as np
+        import pandas as pd
 
         files = [*files, *([(file_sha256, file_name or "")] if file_sha256 else [])]
         t = TABLES["okr_raw"]
@@ -253,10 +254,14 @@ class WarehouseResource(ConfigurableResource):
                     con, f"SELECT split_part(source_key, ':', 2) AS sha256, count(*) AS n FROM {t.qualified} "
                          "WHERE raw_id > ? GROUP BY 1", [before])
                 by_file = {str(k): int(n) for k, n in zip(counted["sha256"], counted["n"], strict=True)}
-            for sha256, name in files:
-                backend.execute(
-                    con, f"INSERT INTO {LANDED_FILES.qualified} VALUES (?, ?, ?, now(), ?) ON CONFLICT DO NOTHING",
-                    [sha256, name, by_file.get(sha256, 0), run_id])
+            if files:  # one statement for the batch's files, not one per file
+                landed = pd.DataFrame({"sha256": [sha for sha, _ in files], "file_name": [name for _, name in files],
+                                       "rows": [by_file.get(sha, 0) for sha, _ in files], "run_id": run_id})
+                backend.stage(con, "okr_files", landed,
+                              [("sha256", "TEXT"), ("file_name", "TEXT"), ("rows", "BIGINT"), ("run_id", "TEXT")])
+                backend.execute(con, f"INSERT INTO {LANDED_FILES.qualified} SELECT sha256, file_name, "
+                                     f"{quote('rows')}, now(), run_id FROM okr_files ON CONFLICT DO NOTHING")
+                backend.unstage(con, "okr_files")
         raw_ids = np.sort(np.asarray(returned["raw_id"], dtype=np.int64))
         return LandResult(inserted=len(raw_ids),
                           touched_partitions={_day(d) for d in touched["partition_date"].dropna()},

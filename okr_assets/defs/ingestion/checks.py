@@ -2,9 +2,10 @@
 
 ``okr_raw_schema`` is a blocking check spec of the okr_raw asset: the asset validates each batch
 of rows it inserted, with the ``raw_id`` the database gave them, while the batch is in memory, and
-reports one result with its materialization. Reading the run's rows back (the check this
-replaces) cost as much as a third of the landing itself; what is validated is the same rows.
-A failure still fails the run and keeps downstream assets from running.
+reports one result with its materialization. Reading the run's rows back (the separate check
+this replaces) cost a fifth of a CSV landing run; what is validated is the same rows. A failure
+still fails the run and keeps downstream assets from running. The check is no longer a step of
+its own: it runs whenever okr_raw is materialized with it selected (the default).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ OKR_RAW_SCHEMA = AssetCheckSpec(
 
 class LandedRowsCheck:
     """``okr_raw_schema`` over all batches of one run: each batch through the Pandera model, and
-    uniqueness of ``raw_id`` and ``source_key`` across batches (a batch only sees itself)."""
+    uniqueness of ``raw_id`` and ``source_key`` across batches (a batch only sees itself). Across
+    batches ``source_key`` is compared by 64-bit hash, so memory stays 16 bytes a row; a hash
+    collision could only fail the check wrongly (odds ~1e-8 for a million rows), never pass it."""
 
     def __init__(self, run_id: str) -> None:
         self.scope = f"rows landed by run {run_id[:8]}"

@@ -116,6 +116,12 @@ class WarehouseResource(ConfigurableResource):
                          "use duckdb:///<path> or postgresql://user:password@host:port/database")
 
     @contextmanager
+    def held_open(self) -> Iterator[None]:
+        """Keep an embedded database open across the operations inside (cheaper commits)."""
+        with self.backend.held_open():
+            yield
+
+    @contextmanager
     def transaction(self) -> Iterator[Any]:
         """A connection inside one transaction: committed on success, rolled back on any error."""
         backend = self.backend

@@ -42,6 +42,7 @@ class Backend(Protocol):
     def unstage(self, con: Any, name: str) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
+    def held_open(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 def arrow_to_frame(table: Any, text_storage: str = "python") -> pd.DataFrame:
@@ -134,6 +135,13 @@ class DuckDBBackend:
 
     def lost_connection(self, exc: BaseException) -> str | None:
         return None  # an embedded file has no connection to lose
+
+    @contextlib.contextmanager
+    def held_open(self) -> Iterator[None]:
+        """Keep the database open across several operations: DuckDB checkpoints the file each
+        time its last connection in the process closes (a second per commit of a large run)."""
+        with self.connect():
+            yield
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -322,6 +330,11 @@ class PostgresBackend:
             return (f"lost the connection to the warehouse at {self.display} during a transaction "
                     f"({reason}); it was rolled back, nothing was written, and the run can be retried")
         return None
+
+    @contextlib.contextmanager
+    def held_open(self) -> Iterator[None]:
+        """Nothing to hold: every operation has its own server connection."""
+        yield
 
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
         """Serialise writers of one table until the transaction ends (readers are not blocked),

@@ -70,10 +70,10 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     totals: Counter[str] = Counter()
     cycles: set[str] = set()
 
-    def by_month() -> "Iterator[list[pd.DataFrame]]":
+    def by_month(quarter: dt.date, quarter_end: dt.date) -> "Iterator[list[pd.DataFrame]]":
         # Features never mix cycles, so the cycles starting in each month are built on their
         # own: the same rows as the whole range at once, with one month of check-ins in memory.
-        for lo, hi in month_windows(start, end):
+        for lo, hi in month_windows(quarter, quarter_end):
             processed = warehouse.read_range("okr_processed", "cycle_start", lo, hi)
             curated = warehouse.read_range("okr_curated", "cycle_start", lo, hi)
             features = build_features(processed, curated, now)
@@ -86,7 +86,12 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
             cycles.update(features["cycle_id"].unique().tolist())
             yield [features]
 
-    warehouse.replace_ranges_from(start, end, [("okr_features", "cycle_quarter")], by_month())
+    # One transaction per quarter (the partition): the warehouse holds a transaction's new rows
+    # in memory until it commits, and a quarter's features are already ~1/4 million rows.
+    with warehouse.held_open():
+        for quarter, quarter_end in month_windows(start, end, months=3):
+            warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")],
+                                          by_month(quarter, quarter_end))
     context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
     return MaterializeResult(metadata={
         "dagster/row_count": warehouse.count("okr_features"),  # the whole table, as for okr_processed

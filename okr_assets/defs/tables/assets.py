@@ -117,14 +117,18 @@ def _quarter_keys(starts: "pd.Series") -> set[str]:
 
 def _validated_months(
     context: AssetExecutionContext, warehouse: WarehouseResource, start: dt.date, end: dt.date, tally: _Tally
-) -> "Iterator[tuple[pd.DataFrame, pd.DataFrame]]":
-    """(accepted, rejects) of each month of the range in turn: one month of rows in memory."""
+) -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.DataFrame]]":
+    """(first day, end, accepted, rejects) of each month of the range in turn (empty frames for a
+    month without landed rows: its old rows must still go)."""
+    import pandas as pd
+
     from okr_assets.lib.routing import month_windows
     from okr_assets.lib.validation import split_superseded, validate_checkins
 
     for lo, hi in month_windows(start, end):
         raw = warehouse.read_range("okr_raw", "partition_date", lo, hi, text_storage="pyarrow")
         if raw.empty:
+            yield lo, hi, pd.DataFrame(), pd.DataFrame()
             continue
         latest = warehouse.query(
             "SELECT trim(checkin_id) AS checkin_id, max(raw_id) AS latest FROM okr_raw.okr_raw "
@@ -144,15 +148,17 @@ def _validated_months(
         tally.quarters |= _quarter_keys(accepted["cycle_start"])
         if hi < end:
             context.log.info(f"okr_processed {_range_label(lo, hi)}: {len(raw)} landed rows validated")
-        yield accepted, rejects
+        yield lo, hi, accepted, rejects
 
 
 def process_range(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource, start: dt.date, end: dt.date
 ) -> Iterator[MaterializeResult]:
     """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
-    partitions, by the backfill benchmark's baseline). A long range is validated a month at a
-    time and written in one transaction, so memory stays at one month of rows."""
+    partitions, by the backfill benchmark's baseline). A long range is validated and replaced a
+    month at a time, each month in one transaction: memory stays at one month of rows (the
+    warehouse holds a transaction's new rows in memory until it commits), and a failure leaves
+    every day either as it was or fully refreshed; the retry redoes the range."""
     warehouse.setup()
     tally = _Tally()
     # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
@@ -160,8 +166,10 @@ def process_range(
         "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
         "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
     tally.quarters |= _quarter_keys(before["cycle_start"])
-    warehouse.replace_ranges_from(start, end, [("okr_processed", "checkin_date"), ("okr_rejects", "partition_date")],
-                                  _validated_months(context, warehouse, start, end, tally))
+    with warehouse.held_open():
+        for lo, hi, accepted, rejects in _validated_months(context, warehouse, start, end, tally):
+            warehouse.replace_ranges(lo, hi, [("okr_processed", "checkin_date", accepted),
+                                              ("okr_rejects", "partition_date", rejects)])
     landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
                                                              tally.deduplicated))
     if n_acc + n_rej + n_dup != landed:  # cannot happen unless a rule loses rows: fail loudly

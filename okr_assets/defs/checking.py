@@ -67,11 +67,13 @@ def pandera_check_result(
 
 def passed_check_result(
     model: "type[pa.DataFrameModel]", scope: str, rows_checked: int,
-    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR, check_name: str | None = None, **metadata: object,
 ) -> AssetCheckResult:
+    """A passing result: its scope, the rows checked and how many rules the model has."""
     return AssetCheckResult(
-        passed=True, severity=severity,
-        metadata={"scope": scope, "rows_checked": rows_checked, "rules": MetadataValue.int(_rule_count(model))},
+        check_name=check_name, passed=True, severity=severity,
+        metadata={"scope": scope, "rows_checked": rows_checked, **metadata,
+                  "rules": MetadataValue.int(_rule_count(model))},
     )
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
-from okr_assets.defs.checking import pandera_check_result
+from okr_assets.defs.checking import pandera_check_result, passed_check_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,10 +86,5 @@ class LandedRowsCheck:
                             + ", ".join(f"{n} {c}" for c, n in repeated.items() if n),
                 metadata={"scope": self.scope, "rows_checked": self.rows_checked,
                           **{f"repeated_{c}": n for c, n in repeated.items()}})
-        # The model's rule count (what a passing check reports), from an empty frame.
-        empty = pd.DataFrame(columns=list(RawCheckins.to_schema().columns))
-        rules = pandera_check_result(RawCheckins, empty, scope=self.scope).metadata.get("rules")
-        return AssetCheckResult(
-            check_name=OKR_RAW_SCHEMA.name, passed=True, severity=AssetCheckSeverity.ERROR,
-            metadata={"scope": self.scope, "rows_checked": self.rows_checked, "batches": self.batches,
-                      "rules": rules if rules is not None else MetadataValue.int(0)})
+        return passed_check_result(RawCheckins, self.scope, self.rows_checked, check_name=OKR_RAW_SCHEMA.name,
+                                   batches=self.batches)

@@ -255,12 +255,11 @@ class WarehouseResource(ConfigurableResource):
                 f"(SELECT trim(checkin_id) FROM {t.qualified} WHERE raw_id > ? AND checkin_id IS NOT NULL)",
                 [before, before])
             by_file: dict[str, int] = {}
-            if files:
+            if files:  # rows per file counted by the database; one statement for all the files
                 counted = backend.fetch(
                     con, f"SELECT split_part(source_key, ':', 2) AS sha256, count(*) AS n FROM {t.qualified} "
                          "WHERE raw_id > ? GROUP BY 1", [before])
                 by_file = {str(k): int(n) for k, n in zip(counted["sha256"], counted["n"], strict=True)}
-            if files:  # one statement for the batch's files, not one per file
                 landed = pd.DataFrame({"sha256": [sha for sha, _ in files], "file_name": [name for _, name in files],
                                        "rows": [by_file.get(sha, 0) for sha, _ in files], "run_id": run_id})
                 backend.stage(con, "okr_files", landed,

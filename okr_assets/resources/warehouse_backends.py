@@ -118,7 +118,7 @@ class DuckDBBackend:
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
         # One INSERT ... SELECT over the registered frame: DuckDB scans pandas memory directly.
         collist = ", ".join(quote(c) for c in columns)
-        con.register("_okr_load", frame.reindex(columns=columns))
+        con.register("_okr_load", _with_columns(frame, columns))
         try:
             con.execute(f"INSERT INTO {qualified} ({collist}) SELECT {collist} FROM _okr_load")
         finally:

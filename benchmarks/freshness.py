@@ -4,8 +4,8 @@ Starts a Tansu broker and ``dagster dev`` (webserver + daemon, the embedded SQLi
 DuckDB warehouse in a temporary OKR_HOME; every sensor at its default interval, the Kafka sensor
 every 15 s), waits until a warm-up check-in has gone through, then produces
 ``OKR_BENCH_FRESHNESS_COUNT`` check-ins (default 24), one every ``OKR_BENCH_FRESHNESS_GAP``
-seconds (default 3), and polls okr_processed once a second. Path: okr_kafka_sensor -> landing
-run -> okr_refresh_sensor -> okr_processed run, each run a launched process.
+seconds (default 3), and polls okr_processed once a second. Path: okr_kafka_sensor tick -> one
+launched run that lands the trickle and refreshes today's okr_processed partition.
 
 Baseline for the ratio: the Kafka sensor's interval (p95 / interval); the 6-hour ETL this
 replaces is shown too. Target: p95 <= 30 s (2x the 15 s interval). One JSON line:

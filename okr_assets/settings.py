@@ -81,6 +81,13 @@ def kafka_max_messages_per_run() -> int:
     return _int("OKR_KAFKA_MAX_MESSAGES_PER_RUN", 50_000)
 
 
+def kafka_refresh_today_max_messages() -> int:
+    """A Kafka landing run of at most this many messages also refreshes today's okr_processed
+    partition, in the same run (0 = never): the freshness path of a trickle. Bigger runs (a
+    backlog) only land, and okr_refresh_sensor refreshes what they touched in ranges."""
+    return _int("OKR_KAFKA_REFRESH_TODAY_MAX_MESSAGES", 5_000)
+
+
 def alert_sensor_interval() -> int:
     return _int("OKR_ALERT_SENSOR_INTERVAL_SECONDS", 60)
 

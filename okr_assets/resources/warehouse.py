@@ -21,7 +21,7 @@ resource is built whenever the code location loads, which must stay light (READM
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +119,15 @@ class WarehouseResource(ConfigurableResource):
     def held_open(self) -> Iterator[None]:
         """Keep an embedded database open across the operations inside (cheaper commits)."""
         with self.backend.held_open():
+            yield
+
+    @contextmanager
+    def exclusive(self, name: str, on_wait: Callable[[str], None] = lambda _: None) -> Iterator[None]:
+        """Only one block named ``name`` at a time, across runs and processes (waiting for the one
+        inside). A refresh holds it from its first read to its last commit, so refreshes of the
+        same table apply in the order they start: one that read older landed rows can never commit
+        after one that read newer ones, whichever lane or run each belongs to."""
+        with self.backend.exclusive(name, on_wait):
             yield
 
     @contextmanager

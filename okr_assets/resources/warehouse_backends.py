@@ -15,7 +15,7 @@ import contextlib
 import io
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -43,6 +43,7 @@ class Backend(Protocol):
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
     def held_open(self) -> contextlib.AbstractContextManager[None]: ...
+    def exclusive(self, name: str, on_wait: Callable[[str], None]) -> contextlib.AbstractContextManager[None]: ...
 
 
 def arrow_to_frame(table: Any, text_storage: str = "python") -> pd.DataFrame:
@@ -141,6 +142,13 @@ class DuckDBBackend:
         """Keep the database open across several operations: DuckDB checkpoints the file each
         time its last connection in the process closes (a second per commit of a large run)."""
         with self.connect():
+            yield
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str, on_wait: Callable[[str], None]) -> Iterator[None]:
+        """The open file is the lock: DuckDB lets one process at a time have it open for writing,
+        so holding it open excludes every other run's reads and writes until the block ends."""
+        with self.held_open():
             yield
 
 
@@ -335,6 +343,22 @@ class PostgresBackend:
     def held_open(self) -> Iterator[None]:
         """Nothing to hold: every operation has its own server connection."""
         yield
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str, on_wait: Callable[[str], None]) -> Iterator[None]:
+        """A session advisory lock named ``okr:<name>``, held on a connection of its own until the
+        block ends (the server releases it if the run dies). Other operations keep their own
+        connections and transactions; only blocks holding the same name exclude each other."""
+        with self.connect() as con, con.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"okr:{name}",))
+            if not cur.fetchone()[0]:
+                on_wait(f"waiting for another run that holds the {name!r} writer lock on {self.display}")
+                cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"okr:{name}",))
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):  # a lost connection has released it already
+                    cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"okr:{name}",))
 
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
         """Serialise writers of one table until the transaction ends (readers are not blocked),

@@ -1,6 +1,7 @@
 """The streaming path against a real Tansu broker: exactly once, bad messages rejected,
 outages skipped without losing the cursor, and update notifications."""
 
+import datetime as dt
 import json
 import os
 import signal
@@ -9,10 +10,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dagster import SensorResult, SkipReason, build_sensor_context, materialize
+from dagster import DagsterRun, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context, materialize
 
-from okr_assets.defs.automation.sensors import okr_refresh_sensor
+from okr_assets.defs.automation.sensors import RANGE_END, RANGE_START, REFRESH_TARGET, left_to_refresh, okr_refresh_sensor
+from okr_assets.defs.ingestion.assets import REFRESHES_PARTITION
 from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
+from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS
 from okr_assets.lib.messages import checkin_to_message
 from okr_assets.resources import KafkaResource
 from okr_assets_tests.conftest import REPO, checkin
@@ -38,10 +41,12 @@ def tick(kafka: KafkaResource, instance, cursor: str | None):
 
 
 def run_requests(result, instance, resources: dict) -> list:
+    """Execute each requested run as the daemon would: its assets, config, tags and partition."""
     outcomes = []
     for request in result.run_requests:
-        outcome = materialize(ASSETS, selection=["okr_raw"], instance=instance, resources=resources,
-                              run_config=request.run_config, tags=request.tags)
+        outcome = materialize(ASSETS, selection=[k.to_user_string() for k in request.asset_selection],
+                              instance=instance, resources=resources, run_config=request.run_config,
+                              tags=request.tags, partition_key=request.partition_key)
         assert outcome.success
         outcomes.append(outcome)
     return outcomes
@@ -104,9 +109,9 @@ def test_update_notifications_match_refreshed_partitions(resources: dict, instan
         consumer.assign(tps)
         consumer.seek_to_beginning()
         deadline = time.monotonic() + 10
-        while len(notes) < 2 and time.monotonic() < deadline:
+        while len(notes) < 2 and time.monotonic() < deadline:  # (the landing run notified today's refresh)
             for records in consumer.poll(timeout_ms=500).values():
-                notes += [json.loads(r.value) for r in records]
+                notes += [n for n in map(json.loads, (r.value for r in records)) if n["run_id"] == run_id]
     assert sorted((n["partition"], n["rows_accepted"], n["run_id"]) for n in notes) == [
         ("2025-07-10", 1, run_id), ("2025-07-11", 2, run_id)]
 
@@ -121,6 +126,61 @@ def test_backlog_larger_than_the_cap_becomes_several_runs(resources: dict, insta
     assert len({r.run_key for r in result.run_requests}) == 3
     run_requests(result, instance, resources)
     assert resources["warehouse"].count("okr_raw") == 10
+
+
+def live(i: int, when: dt.datetime) -> tuple[str, bytes]:
+    """A valid check-in made at ``when``, in a cycle around it."""
+    day = when.date()
+    row = checkin(i, day.isoformat(), cycle_id="live", cycle_start=(day - dt.timedelta(days=30)).isoformat(),
+                  cycle_end=(day + dt.timedelta(days=60)).isoformat(), checkin_at=when.isoformat())
+    return row["key_result_id"], checkin_to_message(row, str(uuid.uuid4()), when.isoformat())
+
+
+def test_a_trickle_run_refreshes_todays_partition_itself(resources: dict, instance) -> None:
+    kafka: KafkaResource = resources["kafka"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    today = now.date().isoformat()
+    produce(kafka, [live(1, now - dt.timedelta(minutes=2)), live(2, now - dt.timedelta(minutes=1)),
+                    good(3, "2025-07-10")])                                   # a late check-in
+    [request] = tick(kafka, instance, None).run_requests
+    assert set(request.asset_selection) == {OKR_RAW, OKR_PROCESSED, OKR_REJECTS}
+    assert request.partition_key == today and request.tags[REFRESHES_PARTITION] == today
+    [outcome] = run_requests(SensorResult(run_requests=[request]), instance, resources)
+
+    # Landed and processed by the one run: today's rows are queryable without a refresh run.
+    processed = resources["warehouse"].query("SELECT checkin_id, checkin_date FROM okr_processed.okr_processed")
+    assert sorted(processed["checkin_id"]) == ["c1", "c2"]
+    assert {e.partition for e in outcome.get_asset_materialization_events()
+            if e.asset_key == OKR_PROCESSED} == {today}
+    # The refresh sensor leaves today alone and refreshes the late check-in's day (and the curated
+    # quarter the run's okr_processed refresh fed).
+    requests = okr_refresh_sensor(build_sensor_context(instance=instance)).run_requests
+    [refresh] = [r for r in requests if r.tags[REFRESH_TARGET] == "okr_processed"]
+    assert (refresh.tags[RANGE_START], refresh.tags[RANGE_END]) == ("2025-07-10", "2025-07-10")
+
+
+def test_a_backlog_run_only_lands(resources: dict, instance, monkeypatch) -> None:
+    monkeypatch.setenv("OKR_KAFKA_REFRESH_TODAY_MAX_MESSAGES", "2")
+    kafka: KafkaResource = resources["kafka"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    produce(kafka, [live(i, now - dt.timedelta(minutes=i)) for i in range(1, 4)])
+    [request] = tick(kafka, instance, None).run_requests
+    assert list(request.asset_selection) == [OKR_RAW] and request.partition_key is None
+    assert REFRESHES_PARTITION not in request.tags
+    run_requests(SensorResult(run_requests=[request]), instance, resources)
+    assert resources["warehouse"].count("okr_processed") == 0
+    [refresh] = okr_refresh_sensor(build_sensor_context(instance=instance)).run_requests
+    assert refresh.tags[RANGE_START] == refresh.tags[RANGE_END] == now.date().isoformat()
+
+
+@pytest.mark.parametrize("status, left", [(DagsterRunStatus.STARTED, None),
+                                           (DagsterRunStatus.SUCCESS, {"2025-07-10"}),
+                                           (DagsterRunStatus.FAILURE, {"2025-07-10", "2026-01-02"})])
+def test_what_a_trickle_run_leaves_to_the_refresh_sensor(status: DagsterRunStatus, left: set[str] | None) -> None:
+    touched = {"2025-07-10", "2026-01-02"}
+    run = DagsterRun(job_name="j", run_id="r", status=status, tags={REFRESHES_PARTITION: "2026-01-02"})
+    assert left_to_refresh(touched, run) == left
+    assert left_to_refresh(touched, DagsterRun(job_name="j", run_id="r", status=DagsterRunStatus.STARTED)) == touched
 
 
 @pytest.fixture

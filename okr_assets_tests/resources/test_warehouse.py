@@ -164,6 +164,57 @@ def test_a_writer_killed_mid_replacement_leaves_the_old_partition(warehouse_url:
     assert dt.date(2025, 7, 10) == after["partition_date"][0].date()
 
 
+_HOLD_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from okr_assets.resources import WarehouseResource
+
+    url, held, release = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    with WarehouseResource(url=url).exclusive("okr_processed"):
+        held.write_text("held")
+        while not release.exists():
+            time.sleep(0.05)
+""")
+
+
+def test_exclusive_blocks_exclude_each_other_across_processes(warehouse_url: str, tmp_path: Path) -> None:
+    """What keeps two refreshes of okr_processed (a Kafka trickle run and a refresh run) from
+    interleaving their reads and commits: the second waits until the first has left its block."""
+    import threading
+
+    warehouse = WarehouseResource(url=warehouse_url, lock_timeout_seconds=60)
+    warehouse.setup()
+    held, release = tmp_path / "held", tmp_path / "release"
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_SCRIPT, warehouse_url, str(held), str(release)],
+                            cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert proc.poll() is None, proc.stderr.read()[-2000:] if proc.stderr else "holder exited early"
+            assert time.monotonic() < deadline, "the other process never entered its block"
+            time.sleep(0.05)
+        waits: list[str] = []
+        entered: list[float] = []
+
+        def enter() -> None:
+            with warehouse.exclusive("okr_processed", on_wait=waits.append):
+                entered.append(time.monotonic())
+
+        thread = threading.Thread(target=enter)
+        thread.start()
+        time.sleep(1.5)
+        assert not entered, "entered while another process held the block"
+        released_at = time.monotonic()
+        release.write_text("go")
+        thread.join(timeout=60)
+        assert entered and entered[0] >= released_at
+        assert proc.wait(timeout=30) == 0
+        if warehouse_url.startswith("postgresql"):
+            assert len(waits) == 1 and "writer lock" in waits[0] and "password" not in waits[0].lower()
+    finally:
+        proc.kill()
+
+
 # Any Unicode text landing can produce: no NUL, no lone surrogate (both are rejected before landing).
 storable_text = st.one_of(st.none(), st.text(alphabet=st.characters(exclude_characters="\x00",
                                                                     exclude_categories=("Cs",)), max_size=60))

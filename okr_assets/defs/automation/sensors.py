@@ -3,7 +3,8 @@
 A cascade over materialization events, not over time:
 - each new ``okr_raw`` materialization (file or Kafka landing) lists the okr_processed
   partitions its rows touch (late check-ins for old dates included) -> one run per contiguous
-  range of those days;
+  range of those days, less the partition a Kafka trickle run refreshed itself (decided once
+  that run has finished: it refreshes after landing);
 - each new ``okr_processed`` materialization lists the cycle quarters its rows belong to ->
   one okr_curated run per contiguous range of quarters;
 - each new ``okr_curated`` partition -> the same okr_features quarter.
@@ -18,6 +19,7 @@ from dagster import (
     AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -29,7 +31,7 @@ from dagster import (
 )
 
 from okr_assets import settings
-from okr_assets.defs.ingestion.assets import TOUCHED_PARTITIONS
+from okr_assets.defs.ingestion.assets import REFRESHES_PARTITION, TOUCHED_PARTITIONS
 from okr_assets.defs.partitions import contiguous_ranges, daily_partitions, quarterly_partitions
 from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS, TOUCHED_QUARTERS
 
@@ -76,6 +78,37 @@ def _waiting_ranges(instance: DagsterInstance, target: AssetKey) -> list[tuple[s
     return [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in runs if RANGE_START in r.tags]
 
 
+def left_to_refresh(touched: set[str], run: DagsterRun | None) -> set[str] | None:
+    """The partitions a landing touched that still need a refresh run, or None to decide on a
+    later tick: the landing run refreshes one itself (tag ``okr/refreshes_partition``, after
+    landing) and has not finished. If that run failed, every touched partition is refreshed."""
+    refreshed = run.tags.get(REFRESHES_PARTITION) if run is not None else None
+    if refreshed is None:
+        return touched
+    if not run.is_finished:
+        return None
+    return touched - {refreshed} if run.status == DagsterRunStatus.SUCCESS else touched
+
+
+def _raw_partitions(context: SensorEvaluationContext, records: list) -> tuple[list, set[str]]:
+    """(the records decided now, the partitions they leave to refresh): records stop at the first
+    one whose landing run is still refreshing a partition itself."""
+    runs: dict[str, DagsterRun | None] = {}
+    keys: set[str] = set()
+    for i, record in enumerate(records):
+        run_id = record.run_id
+        if run_id not in runs:
+            runs[run_id] = context.instance.get_run_by_id(run_id)
+        touched = set(_json_list(record.asset_materialization.metadata, TOUCHED_PARTITIONS))
+        left = left_to_refresh(touched, runs[run_id])
+        if left is None:
+            context.log.info(f"raw: run {run_id[:8]} is still refreshing the partition it landed; "
+                             f"its landing (and any after it) are cascaded on a later tick")
+            return records[:i], keys
+        keys |= left
+    return records, keys
+
+
 @sensor(
     name="okr_refresh_sensor",
     minimum_interval_seconds=settings.refresh_sensor_interval(),
@@ -92,23 +125,23 @@ def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     quarter_keys = quarterly_partitions.get_partition_keys()
 
     stages = (
-        ("raw", OKR_RAW, TOUCHED_PARTITIONS, [OKR_PROCESSED, OKR_REJECTS], day_keys),
+        ("raw", OKR_RAW, TOUCHED_PARTITIONS, [OKR_PROCESSED, OKR_REJECTS], day_keys),  # _raw_partitions
         ("processed", OKR_PROCESSED, TOUCHED_QUARTERS, [OKR_CURATED], quarter_keys),
         ("curated", OKR_CURATED, None, [OKR_FEATURES], quarter_keys),  # the same quarters
     )
     for stage, upstream, meta_key, targets, all_keys in stages:
-        records = context.instance.fetch_materializations(
+        records = list(context.instance.fetch_materializations(
             AssetRecordsFilter(asset_key=upstream, after_storage_id=cursor[stage]),
             limit=_BATCH, ascending=True,
-        ).records
+        ).records)
+        if upstream == OKR_RAW:
+            records, keys = _raw_partitions(context, records)
+        elif meta_key is None:
+            keys = {record.asset_materialization.partition for record in records}
+        else:
+            keys = {key for record in records for key in _json_list(record.asset_materialization.metadata, meta_key)}
         if not records:
             continue
-        keys: set[str] = set()
-        for record in records:
-            if meta_key is None:
-                keys.add(record.asset_materialization.partition)
-            else:
-                keys.update(_json_list(record.asset_materialization.metadata, meta_key))
         ranges = contiguous_ranges(sorted(keys), all_keys)
         dropped = keys - {k for k in all_keys}
         if dropped:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_PARTITIONS = "okr/touched_partitions"
+# Run tag: the okr_processed partition this landing run refreshes itself after landing.
+REFRESHES_PARTITION = "okr/refreshes_partition"
 _KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 

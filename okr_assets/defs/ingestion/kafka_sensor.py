@@ -1,5 +1,12 @@
-"""okr_kafka_sensor: land new Kafka check-ins as exact offset ranges, exactly once."""
+"""okr_kafka_sensor: land new Kafka check-ins as exact offset ranges, exactly once.
 
+A small tick's run (a trickle, at most ``OKR_KAFKA_REFRESH_TODAY_MAX_MESSAGES``) also refreshes
+today's okr_processed partition after landing, in the same process: one run start and one
+okr_refresh_sensor tick fewer between a check-in and its processed row (benchmarks/freshness.py).
+okr_refresh_sensor skips that partition for the run's landing once the run has succeeded.
+"""
+
+import datetime as dt
 import json
 from dataclasses import dataclass
 
@@ -14,7 +21,8 @@ from dagster import (
 )
 
 from okr_assets import settings
-from okr_assets.defs.ingestion.assets import KafkaRange, LandingConfig, okr_raw
+from okr_assets.defs.ingestion.assets import REFRESHES_PARTITION, KafkaRange, LandingConfig, okr_raw
+from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS, process_checkins
 from okr_assets.resources import KafkaResource
 from okr_assets.resources.kafka import BrokerUnavailableError
 
@@ -70,11 +78,12 @@ def _describe(ranges: list[KafkaRange]) -> str:
 
 @sensor(
     name="okr_kafka_sensor",
-    target=[okr_raw],
+    target=[okr_raw, process_checkins],
     minimum_interval_seconds=settings.kafka_sensor_interval(),
     default_status=DefaultSensorStatus.RUNNING,
     description="Reads the end offsets of the check-in topic each tick and requests landing runs "
-                "for exact offset ranges (capped per run); the cursor holds the next offset per partition.",
+                "for exact offset ranges (capped per run); the cursor holds the next offset per partition. "
+                "A small tick's run also refreshes today's okr_processed partition after landing.",
 )
 def okr_kafka_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> SensorResult | SkipReason:
     topic = kafka.ingest_topic
@@ -109,16 +118,21 @@ def okr_kafka_sensor(context: SensorEvaluationContext, kafka: KafkaResource) -> 
     if not runs:
         return SkipReason(f"no new messages on {topic!r} (next offsets {cursor.next or 'start'})")
     requests = []
+    today = dt.datetime.now(dt.UTC).date().isoformat()
     for ranges in runs:
         described = _describe(ranges)
+        messages = sum(r.end - r.start for r in ranges)
+        # dagster/priority: new check-ins start before queued curated/feature/ML runs (freshness)
+        tags = {"okr/source": "kafka", "okr/lane": "landing:kafka", "dagster/priority": "10",
+                "okr/kafka_topic": topic, "okr/kafka_epoch": str(cursor.epoch),
+                "okr/kafka_offsets": described[:200], "okr/kafka_messages": str(messages)}
+        refresh_today = len(runs) == 1 and messages <= settings.kafka_refresh_today_max_messages()
         requests.append(RunRequest(
             run_key=f"kafka:{topic}:e{cursor.epoch}:{described}",
             run_config=RunConfig(ops={"okr_raw": LandingConfig(kafka_ranges=ranges)}),
-            # dagster/priority: new check-ins start before queued curated/feature/ML runs (freshness)
-            tags={"okr/source": "kafka", "okr/lane": "landing:kafka", "dagster/priority": "10",
-                  "okr/kafka_topic": topic,
-                  "okr/kafka_epoch": str(cursor.epoch), "okr/kafka_offsets": described[:200],
-                  "okr/kafka_messages": str(sum(r.end - r.start for r in ranges))},
+            asset_selection=[OKR_RAW, OKR_PROCESSED, OKR_REJECTS] if refresh_today else [OKR_RAW],
+            partition_key=today if refresh_today else None,  # the partitioned assets' key; okr_raw has none
+            tags={**tags, REFRESHES_PARTITION: today} if refresh_today else tags,
         ))
         for r in ranges:
             cursor.next[r.partition] = r.end

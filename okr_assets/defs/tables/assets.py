@@ -161,12 +161,15 @@ def process_range(
     every day either as it was or fully refreshed; the retry redoes the range."""
     warehouse.setup()
     tally = _Tally()
-    # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
-    before = warehouse.query(
-        "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
-        "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
-    tally.quarters |= _quarter_keys(before["cycle_start"])
-    with warehouse.held_open():
+    # One refresh of okr_processed at a time, from its first read to its last commit: a landing
+    # run that refreshes today's partition itself (okr_kafka_sensor) and a refresh run in another
+    # lane must not interleave, or the one that read older okr_raw rows could commit last.
+    with warehouse.exclusive("okr_processed", on_wait=context.log.info):
+        # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
+        before = warehouse.query(
+            "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
+            "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
+        tally.quarters |= _quarter_keys(before["cycle_start"])
         for lo, hi, accepted, rejects in _validated_months(context, warehouse, start, end, tally):
             warehouse.replace_ranges(lo, hi, [("okr_processed", "checkin_date", accepted),
                                               ("okr_rejects", "partition_date", rejects)])

@@ -19,6 +19,7 @@ Target: single-run backfill <= 1.5x the unpartitioned time. One JSON line:
 
 import contextlib
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,8 +130,15 @@ def _postgres_instance(home: Path, url: str) -> Iterator[Any]:
     home.mkdir()
     scheme_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
     (home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: \"{scheme_url}\"\n")
-    with DagsterInstance.from_config(str(home)) as instance:
-        yield instance
+    # As docker-compose.yml configures the deployment: range runs' events stored in batches.
+    batch = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
+    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = batch or "500"
+    try:
+        with DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+    finally:
+        if batch is None:
+            del os.environ["DAGSTER_EVENT_BATCH_SIZE"]
 
 
 

@@ -212,6 +212,7 @@ def _deployment_env(tmp_path: Path, db: DeployDatabases, kafka: KafkaResource) -
         "OKR_KAFKA_UPDATES_TOPIC": kafka.updates_topic,
         "OKR_LANDING_SENSOR_INTERVAL_SECONDS": "3", "OKR_KAFKA_SENSOR_INTERVAL_SECONDS": "3",
         "OKR_REFRESH_SENSOR_INTERVAL_SECONDS": "3",
+        "DAGSTER_EVENT_BATCH_SIZE": "500",  # as docker-compose.yml sets it for every Dagster service
     }
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterRun, DagsterRunStatus, SensorResult, SkipReason, build_sensor_context, materialize
 
-from okr_assets.defs.automation.sensors import RANGE_END, RANGE_START, REFRESH_TARGET, left_to_refresh, okr_refresh_sensor
+from okr_assets.defs.automation.sensors import (
+    RANGE_END,
+    RANGE_START,
+    REFRESH_TARGET,
+    left_to_refresh,
+    okr_refresh_sensor,
+)
 from okr_assets.defs.ingestion.assets import REFRESHES_PARTITION
 from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
 from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS

@@ -18,6 +18,8 @@ import pandas as pd
 from okr_assets.lib.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 
 RANDOM_STATE = 17
+# Closed, labelled cycles needed to train: at least one to train on and the latest as holdout.
+MIN_TRAINING_CYCLES = 2
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ def time_split(features: pd.DataFrame) -> Split:
     """Holdout = the latest closed cycle (by cycle start); train = all earlier closed cycles."""
     closed = features[features["cycle_closed"].astype(bool) & features["label"].notna()]
     order = (closed.groupby("cycle_id")["cycle_quarter"].min().sort_values().index.tolist())
-    if len(order) < 2:
-        raise ValueError(f"need at least two closed cycles to train with a time-based holdout, "
+    if len(order) < MIN_TRAINING_CYCLES:
+        raise ValueError(f"need at least {MIN_TRAINING_CYCLES} closed cycles to train with a time-based holdout, "
                          f"found {len(order)}: {order}")
     holdout_cycle = order[-1]
     return Split(train=closed[closed["cycle_id"].isin(order[:-1])].reset_index(drop=True),

@@ -5,10 +5,18 @@ import json
 from pathlib import Path
 
 import pytest
-from dagster import SensorResult, build_sensor_context, materialize
+from dagster import (
+    AssetKey,
+    RunRequest,
+    SensorResult,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    materialize,
+)
 
 from okr_assets.cli import default_as_of
-from okr_assets.defs.ml.automation import okr_retrain_sensor
+from okr_assets.defs.ml.automation import okr_retrain_schedule, okr_retrain_sensor
 from okr_assets.lib.generator import GeneratorConfig, generate, write_dataset
 from okr_assets.resources.mlflow import okr_mlflow, tracking_uri
 from okr_assets_tests.defs.test_assets import ASSETS, metadata
@@ -24,8 +32,8 @@ def ml_resources(resources: dict) -> dict:
     return resources
 
 
-def _pipeline(okr_home: Path, resources: dict, instance) -> None:
-    data = generate(GeneratorConfig(seed=4, teams=4, cycles=4, as_of=default_as_of()))
+def _pipeline(okr_home: Path, resources: dict, instance, cycles: int = 4) -> None:
+    data = generate(GeneratorConfig(seed=4, teams=4, cycles=cycles, as_of=default_as_of()))
     write_dataset(data, okr_home / "landing", seed=4)
     quarters = sorted({c for c in data.ground_truth["cycle_id"]})
     first_q = f"{quarters[0][:4]}-{3 * (int(quarters[0][-1]) - 1) + 1:02d}-01"
@@ -103,6 +111,8 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
     # No model yet: the sensor asks for the first training.
     initial = okr_retrain_sensor(build_sensor_context(instance=instance))
     assert [r.tags["okr/trigger"] for r in initial.run_requests] == ["initial training"]
+    weekly = okr_retrain_schedule(build_schedule_context(instance=instance))
+    assert isinstance(weekly, RunRequest) and weekly.tags["okr/lane"] == "ml"
     assert materialize(ASSETS, selection=["okr_model"], instance=instance, resources=ml_resources).success
     quiet = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=initial.cursor))
     assert isinstance(quiet, SensorResult) and not quiet.run_requests
@@ -124,6 +134,25 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
                        resources=ml_resources).success
     again = okr_retrain_sensor(build_sensor_context(instance=instance, cursor=result.cursor))
     assert not again.run_requests and "already retrained" in again.skip_reason.skip_message
+
+
+def test_no_training_requested_before_two_closed_cycles(okr_home: Path, ml_resources: dict, instance) -> None:
+    # A fresh stack has features long before it has two closed cycles (the time-based holdout
+    # needs one to train on and one to hold out): the sensor and the schedule wait, instead of
+    # requesting an okr_model run that can only fail, again after every okr_features refresh.
+    _pipeline(okr_home, ml_resources, instance, cycles=2)  # one closed cycle and the open one
+    features = instance.fetch_materializations(AssetKey("okr_features"), limit=1).records[0]
+    meta = features.asset_materialization.metadata
+    assert meta["closed_cycles"].value == 1 and meta["enough_to_train"].value is False
+    result = okr_retrain_sensor(build_sensor_context(instance=instance))
+    assert isinstance(result, SensorResult) and not result.run_requests
+    assert "1 closed cycle(s), not enough to train" in result.skip_reason.skip_message
+    weekly = okr_retrain_schedule(build_schedule_context(instance=instance))
+    assert isinstance(weekly, SkipReason) and "1 closed cycle(s)" in weekly.skip_message
+    # What the skip prevents.
+    failed = materialize(ASSETS, selection=["okr_model"], instance=instance, resources=ml_resources,
+                         raise_on_error=False)
+    assert not failed.success
 
 
 def test_realised_performance_of_served_predictions(okr_home: Path, ml_resources: dict, instance) -> None:

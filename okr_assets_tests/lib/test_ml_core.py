@@ -112,7 +112,7 @@ def test_time_split_and_training(features: pd.DataFrame) -> None:
 
 
 def test_time_split_needs_two_closed_cycles(features: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="two closed cycles"):
+    with pytest.raises(ValueError, match="2 closed cycles"):
         time_split(features[features["cycle_id"].isin(["2026-Q3", "2026-Q4"])])
 
 

@@ -61,6 +61,7 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     from check-ins made by that week; labelled (reached 0.7) for closed cycles. Same quarterly
     partitions as okr_curated, so features can be rebuilt for any past cycle."""
     from okr_assets.lib.features import build_features
+    from okr_assets.lib.modeling import MIN_TRAINING_CYCLES
     from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
@@ -93,8 +94,13 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
             warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")],
                                           by_month(quarter, quarter_end))
     context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
+    closed = _closed_cycles(warehouse)
     return MaterializeResult(metadata={
         "dagster/row_count": warehouse.count("okr_features"),  # the whole table, as for okr_processed
+        # The whole table too: okr_retrain_sensor and okr_retrain_schedule read these to request
+        # okr_model only when time_split will find enough closed cycles (a fresh stack has none).
+        "closed_cycles": closed,
+        "enough_to_train": closed >= MIN_TRAINING_CYCLES,
         "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
         "rows_written": totals["rows"],
         "cycles": MetadataValue.json(sorted(cycles)),
@@ -102,6 +108,13 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
         "labelled_rows": totals["labelled"],
         "positive_rate": round(totals["positive"] / totals["labelled"], 4) if totals["labelled"] else "n/a",
     })
+
+
+def _closed_cycles(warehouse: WarehouseResource) -> int:
+    """Closed, labelled cycles in the whole feature table: what okr_model can train on."""
+    counted = warehouse.query("SELECT count(DISTINCT cycle_id) AS n FROM okr_ml.okr_features "
+                              "WHERE cycle_closed AND label IS NOT NULL")
+    return int(counted["n"].iloc[0])
 
 
 def _data_version(frame: "pd.DataFrame") -> str:

@@ -10,11 +10,13 @@ from dagster import (
     DagsterInstance,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    EventLogRecord,
     RunRequest,
-    ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    schedule,
     sensor,
 )
 
@@ -26,15 +28,41 @@ OKR_DRIFT_REPORT = AssetKey("okr_drift_report")
 # carry the freshness of new check-ins (benchmarks/freshness.py).
 ML_LANE = {"okr/lane": "ml"}
 
-okr_retrain_schedule = ScheduleDefinition(
+
+def _latest_features(instance: DagsterInstance) -> EventLogRecord | None:
+    records = instance.fetch_materializations(OKR_FEATURES, limit=1).records
+    return records[0] if records else None
+
+
+def _why_not_trainable(features: EventLogRecord | None) -> str | None:
+    """Why okr_model cannot train yet (None when it can). okr_features records whether the whole
+    table has enough closed cycles for a time-based holdout; until then a training run can only
+    fail (a fresh stack fed by Kafka has only the open cycle). Older records without the flag
+    count as trainable."""
+    if features is None:
+        return "no okr_features to train on yet"
+    metadata = features.asset_materialization.metadata
+    if "enough_to_train" not in metadata or _flag(metadata, "enough_to_train"):
+        return None
+    closed = getattr(metadata.get("closed_cycles"), "value", "too few")
+    return f"okr_features has {closed} closed cycle(s), not enough to train with a time-based holdout"
+
+
+@schedule(
     name="okr_retrain_schedule",
     cron_schedule="0 4 * * 1",
     execution_timezone="UTC",
     target=[OKR_MODEL],
-    tags=ML_LANE,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Retrains okr_model every Monday 04:00 UTC; predictions and the drift report follow.",
+    description="Retrains okr_model every Monday 04:00 UTC (skipped while okr_features has too few "
+                "closed cycles); predictions and the drift report follow.",
 )
+def okr_retrain_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+    blocker = _why_not_trainable(_latest_features(context.instance))
+    if blocker is not None:
+        return SkipReason(blocker)
+    return RunRequest(tags={**ML_LANE, "okr/trigger": "weekly retraining"})
+
 
 # Predictions and the drift report carry automation conditions (follow their parents); this
 # sensor evaluates them. Declared here rather than relying on Dagster's implicit default sensor,
@@ -70,7 +98,7 @@ def _flag(metadata: dict, key: str) -> bool:
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests okr_model when a drift report finds significant drift, and once when "
-                "features exist but no model was ever trained.",
+                "okr_features has enough closed cycles but no model was ever trained.",
 )
 def okr_retrain_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     cursor = json.loads(context.cursor) if context.cursor else {"drift": 0}
@@ -95,12 +123,13 @@ def okr_retrain_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
                                    tags={**ML_LANE, "okr/trigger": "drift",
                                          "okr/drifted_features": ",".join(features)[:200]}))
     if not drifted and instance.get_latest_materialization_event(OKR_MODEL) is None:
-        first = instance.fetch_materializations(OKR_FEATURES, limit=1).records
-        if first:
-            requests.append(RunRequest(run_key=f"initial:{first[0].storage_id}", asset_selection=[OKR_MODEL],
+        features = _latest_features(instance)
+        blocker = _why_not_trainable(features)
+        if blocker is None:
+            requests.append(RunRequest(run_key=f"initial:{features.storage_id}", asset_selection=[OKR_MODEL],
                                        tags={**ML_LANE, "okr/trigger": "initial training"}))
         else:
-            reason = "no model yet, and no okr_features to train on yet"
+            reason = f"no model yet: {blocker}"
     if not requests:
         return SensorResult(skip_reason=SkipReason(reason), cursor=json.dumps(cursor))
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor))

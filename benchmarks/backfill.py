@@ -34,6 +34,7 @@ from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_a
 
 from benchmarks._common import (
     bench_resources,
+    embedded_instance,
     emit,
     generated_csvs,
     log,
@@ -88,7 +89,7 @@ def main() -> dict[str, Any]:
             window_rows = int(sum(totals.get(start + dt.timedelta(days=i), 0) for i in range(days)))
             log(f"{written} rows landed; backfilling {keys[0]}..{keys[-1]} ({window_rows} rows)")
             results["sqlite_stock"] = _measure(instance, resources, start, end, keys, PAIRED, processed)
-        with _embedded_instance(home / "dagster") as instance:
+        with embedded_instance(home / "dagster") as instance:
             ways = PAIRED + (["separate_runs"] if size("backfill_separate_runs", 1) else [])
             results["embedded"] = _measure(instance, resources, start, end, keys, ways, processed)
         # The same on the deployment's instance storage (dagster-postgres; a throw-away cluster).
@@ -118,26 +119,6 @@ def main() -> dict[str, Any]:
 
 
 PAIRED = ["unpartitioned", "single_run_backfill"]
-
-
-@contextlib.contextmanager
-def _embedded_instance(home: Path) -> Iterator[Any]:
-    """The instance `make run` uses: okr_assets/instance/dagster_embedded.yaml in DAGSTER_HOME."""
-    from dagster import DagsterInstance
-
-    from okr_assets.instance import ensure_dagster_home
-
-    before = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)  # the embedded config's storage lives there
-    try:
-        ensure_dagster_home(home)
-        with DagsterInstance.from_config(str(home)) as instance:
-            yield instance
-    finally:
-        if before is None:
-            del os.environ["DAGSTER_HOME"]
-        else:
-            os.environ["DAGSTER_HOME"] = before
 
 
 def _measure(instance: Any, resources: dict[str, Any], start: dt.date, end: dt.date, keys: list[str],

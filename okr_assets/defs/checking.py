@@ -21,13 +21,16 @@ def pandera_check_result(
     model: "type[pa.DataFrameModel]", frame: "pd.DataFrame", scope: str,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
 ) -> AssetCheckResult:
-    """Validate ``frame`` lazily (all failures at once) against ``model``."""
+    """Validate ``frame`` lazily (all failures at once) against ``model``. The frame is validated
+    in place (Pandera coerces its columns): pass one you no longer need as it was."""
     import pandas as pd
     from pandera.errors import SchemaErrors
 
+    given = frame.copy(deep=False)  # the columns as they came, to show failing rows as stored
     try:
-        model.validate(frame, lazy=True)
+        validate_in_place(model, frame)
     except SchemaErrors as err:
+        frame = given
         cases = err.failure_cases.copy()
         # Row-level (DataFrame-wide) rules report one failure per column of a failing row;
         # name them as row rules and count failing rows instead.
@@ -63,6 +66,21 @@ def pandera_check_result(
             },
         )
     return passed_check_result(model, scope, len(frame), severity)
+
+
+def validate_in_place(model: "type[pa.DataFrameModel]", frame: "pd.DataFrame") -> None:
+    """``model.validate(frame, lazy=True, inplace=True)``, raising ``SchemaErrors``.
+
+    In place: no copy of the frame (half of Pandera's cost on our tables). And without the
+    reference cycle Pandera leaves behind: it caches its accessor on the validated frame (frame ->
+    ``frame.pandera`` -> frame), so the frame outlived its last use until a full garbage
+    collection, which allocation counts rarely trigger; a check reading a quarter at a time
+    stacked each quarter's ~250 MB on the last. Dropping the cached accessor frees the frame as
+    soon as it is unused."""
+    try:
+        model.validate(frame, lazy=True, inplace=True)
+    finally:
+        frame.__dict__.pop("pandera", None)
 
 
 def passed_check_result(

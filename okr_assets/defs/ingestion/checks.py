@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
-from okr_assets.defs.checking import pandera_check_result, passed_check_result
+from okr_assets.defs.checking import pandera_check_result, passed_check_result, validate_in_place
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +58,7 @@ class LandedRowsCheck:
             self._key_hashes.append(pd.util.hash_array(rows["source_key"].astype(object).to_numpy()))
         given = rows.copy(deep=False)  # the columns as they came, for the description of a failure
         try:
-            RawCheckins.validate(rows, lazy=True, inplace=True)
+            validate_in_place(RawCheckins, rows)
         except SchemaErrors:
             if self._failure is None:
                 self._failure = pandera_check_result(RawCheckins, given, scope=f"{self.scope}, batch {self.batches}")

@@ -159,19 +159,11 @@ def bench_resources(home: Path, warehouse_url: str, kafka: Any = None) -> dict[s
 
 @contextlib.contextmanager
 def embedded_instance(home: Path) -> Iterator[Any]:
-    """The instance `make run` uses: okr_assets/instance/dagster_embedded.yaml in DAGSTER_HOME."""
+    """The instance `make run` uses: okr_assets/instance/dagster_embedded.yaml in ``home``."""
     from dagster import DagsterInstance
 
     from okr_assets.instance import ensure_dagster_home
 
-    before = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)  # the embedded config's storage lives there
-    try:
-        ensure_dagster_home(home)
-        with DagsterInstance.from_config(str(home)) as instance:
-            yield instance
-    finally:
-        if before is None:
-            del os.environ["DAGSTER_HOME"]
-        else:
-            os.environ["DAGSTER_HOME"] = before
+    ensure_dagster_home(home)
+    with DagsterInstance.from_config(str(home)) as instance:
+        yield instance

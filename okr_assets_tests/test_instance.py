@@ -18,10 +18,11 @@ LANE_LIMIT = {"key": "okr/lane", "value": {"applyLimitPerUniqueValue": True}, "l
 
 def test_embedded_config_is_written_once_and_uses_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "dagster"
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # how Dagster finds it, and the storage's base_dir
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))  # the config does not depend on it
     config = ensure_dagster_home(home)
     assert config == home / "dagster.yaml"
-    assert config.read_text() == embedded_config()
+    assert config.read_text() == embedded_config(home)
+    assert (home / "history" / "runs.db").exists()  # storage created before any server starts
 
     with DagsterInstance.from_config(str(home)) as instance:
         assert isinstance(instance.run_storage, SqliteRunStorage)
@@ -41,7 +42,7 @@ def test_init_home_command_writes_into_dagster_home(tmp_path: Path, monkeypatch:
     first = subprocess.run([str(BIN / "okr-assets"), "init-home"], env=env, cwd=REPO, capture_output=True,
                            text=True, timeout=60, check=True)
     assert "written" in first.stdout
-    assert (tmp_path / "instance" / "dagster.yaml").read_text() == embedded_config()
+    assert (tmp_path / "instance" / "dagster.yaml").read_text() == embedded_config(tmp_path / "instance")
     again = subprocess.run([str(BIN / "okr-assets"), "init-home"], env=env, cwd=REPO, capture_output=True,
                            text=True, timeout=60, check=True)
     assert "kept" in again.stdout
@@ -105,7 +106,6 @@ def test_batching_storage_records_what_the_stock_storage_records(
     stock_home, ours_home = tmp_path / "stock", tmp_path / "ours"
     stock_home.mkdir()
     (stock_home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {stock_home}\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(ours_home))
     ensure_dagster_home(ours_home)
     tags = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
     seen = {}

@@ -93,7 +93,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 class BatchingSqliteStorage(DagsterSqliteStorage):
     """``storage: sqlite`` with :class:`BatchingSqliteEventLogStorage` as its event log.
 
-    ``storage: custom`` with ``base_dir`` (DAGSTER_HOME in ``dagster_embedded.yaml``)."""
+    ``storage: custom`` with ``base_dir``: the Dagster home (``dagster_embedded.yaml``)."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         # DagsterSqliteStorage.__init__ would open a stock event log first; build the three here.

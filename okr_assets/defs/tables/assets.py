@@ -173,9 +173,10 @@ def process_range(
             "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
         tally.quarters |= _quarter_keys(before["cycle_start"])
         # Validated a month at a time, replaced a quarter per transaction: DuckDB keeps a
-        # transaction's new rows in memory until it commits, and a quarter's (~170,000 rows in the
-        # batch benchmark) are past its row-group size, so they go straight to the database file
-        # instead of through its write-ahead log (monthly commits took 5.8 s of a million rows).
+        # transaction's new rows in memory until it commits, so not the whole range at once; but
+        # monthly commits took 5.8 s of a million-row run and quarterly ones 2.9 s (a month's
+        # ~52,000 rows are under a DuckDB row group, so most likely each went through the
+        # write-ahead log and a checkpoint; a quarter's fill whole row groups).
         from okr_assets.lib.routing import month_windows
 
         months = _validated_months(context, warehouse, start, end, tally)

@@ -91,8 +91,8 @@ def left_to_refresh(touched: set[str], run: DagsterRun | None) -> set[str] | Non
 
 
 def _raw_partitions(context: SensorEvaluationContext, records: list) -> tuple[list, set[str]]:
-    """(the records decided now, the partitions they leave to refresh): records stop at the first
-    one whose landing run is still refreshing a partition itself."""
+    """(the okr_raw records decided now, the partitions they leave to refresh): records stop at
+    the first one whose landing run is still refreshing a partition itself."""
     runs: dict[str, DagsterRun | None] = {}
     keys: set[str] = set()
     for i, record in enumerate(records):
@@ -107,6 +107,16 @@ def _raw_partitions(context: SensorEvaluationContext, records: list) -> tuple[li
             return records[:i], keys
         keys |= left
     return records, keys
+
+
+def _processed_quarters(context: SensorEvaluationContext, records: list) -> tuple[list, set[str]]:
+    """The curated quarters each okr_processed materialization lists as touched."""
+    return records, {key for r in records for key in _json_list(r.asset_materialization.metadata, TOUCHED_QUARTERS)}
+
+
+def _own_partitions(context: SensorEvaluationContext, records: list) -> tuple[list, set[str]]:
+    """The materialized partitions themselves (okr_curated -> the same okr_features quarters)."""
+    return records, {r.asset_materialization.partition for r in records}
 
 
 @sensor(
@@ -124,22 +134,19 @@ def okr_refresh_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     day_keys = daily_partitions.get_partition_keys()
     quarter_keys = quarterly_partitions.get_partition_keys()
 
+    # (stage, upstream asset, which of its new records to take now and the partitions they touch,
+    # assets to refresh, their partition keys)
     stages = (
-        ("raw", OKR_RAW, TOUCHED_PARTITIONS, [OKR_PROCESSED, OKR_REJECTS], day_keys),  # _raw_partitions
-        ("processed", OKR_PROCESSED, TOUCHED_QUARTERS, [OKR_CURATED], quarter_keys),
-        ("curated", OKR_CURATED, None, [OKR_FEATURES], quarter_keys),  # the same quarters
+        ("raw", OKR_RAW, _raw_partitions, [OKR_PROCESSED, OKR_REJECTS], day_keys),
+        ("processed", OKR_PROCESSED, _processed_quarters, [OKR_CURATED], quarter_keys),
+        ("curated", OKR_CURATED, _own_partitions, [OKR_FEATURES], quarter_keys),
     )
-    for stage, upstream, meta_key, targets, all_keys in stages:
+    for stage, upstream, partitions_of, targets, all_keys in stages:
         records = list(context.instance.fetch_materializations(
             AssetRecordsFilter(asset_key=upstream, after_storage_id=cursor[stage]),
             limit=_BATCH, ascending=True,
         ).records)
-        if upstream == OKR_RAW:
-            records, keys = _raw_partitions(context, records)
-        elif meta_key is None:
-            keys = {record.asset_materialization.partition for record in records}
-        else:
-            keys = {key for record in records for key in _json_list(record.asset_materialization.metadata, meta_key)}
+        records, keys = partitions_of(context, records)
         if not records:
             continue
         ranges = contiguous_ranges(sorted(keys), all_keys)

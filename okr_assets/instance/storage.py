@@ -45,6 +45,10 @@ from dagster._serdes import ConfigurableClassData
 DEFAULT_EVENT_BATCH_SIZE = "500"
 
 
+def _is_asset_event(event: EventLogEntry) -> bool:
+    return event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
+
+
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's SQLite event log; a batch of asset events is one transaction per database."""
 
@@ -60,16 +64,15 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         # A batch is one step output's materializations, or a new run's planned events (checks'
-        # planned events included): asset events of one run go together, the rest one by one.
-        assets = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
-        others = [e for e in events if not (e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS)]
+        # planned events included): the asset events of one run go together, the rest one by one.
+        assets = [e for e in events if _is_asset_event(e)]
         if len(assets) < 2 or len({e.run_id for e in assets}) != 1:
-            others = list(events)
-            assets = []
-        if assets:
-            self._store_asset_events(assets)
-        for event in others:
-            self.store_event(event)
+            super().store_event_batch(events)
+            return
+        self._store_asset_events(assets)
+        for event in events:
+            if not _is_asset_event(event):
+                self.store_event(event)
 
     def _store_asset_events(self, events: Sequence[EventLogEntry]) -> None:
         """What ``store_event`` does for each asset event, with one transaction per database."""

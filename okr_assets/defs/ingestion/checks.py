@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
-from okr_assets.defs.checking import pandera_check_result, passed_check_result, validate_in_place
+from okr_assets.defs.checking import pandera_check_result, passed_check_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,10 +42,8 @@ class LandedRowsCheck:
 
     def add(self, rows: pd.DataFrame) -> None:
         """Validate one batch of inserted rows (``LandResult.inserted_rows``). The frame is
-        validated in place (its columns are replaced by their coerced versions): pass one you own.
-        In place halves Pandera's cost; a failing batch is validated again to describe it."""
+        validated in place (its columns are replaced by their coerced versions): pass one you own."""
         import pandas as pd
-        from pandera.errors import SchemaErrors
 
         from okr_assets.lib.schemas import RawCheckins
 
@@ -56,13 +54,9 @@ class LandedRowsCheck:
         if "raw_id" in rows.columns and "source_key" in rows.columns:
             self._raw_ids.append(rows["raw_id"].to_numpy(copy=True))
             self._key_hashes.append(pd.util.hash_array(rows["source_key"].astype(object).to_numpy()))
-        given = rows.copy(deep=False)  # the columns as they came, for the description of a failure
-        try:
-            validate_in_place(RawCheckins, rows)
-        except SchemaErrors:
-            if self._failure is None:
-                self._failure = pandera_check_result(RawCheckins, given, scope=f"{self.scope}, batch {self.batches}")
-                self._failed_batch = self.batches
+        result = pandera_check_result(RawCheckins, rows, scope=f"{self.scope}, batch {self.batches}")
+        if not result.passed and self._failure is None:
+            self._failure, self._failed_batch = result, self.batches
 
     def result(self) -> AssetCheckResult:
         import numpy as np

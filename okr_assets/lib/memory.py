@@ -1,0 +1,41 @@
+"""Keep a long step's memory down to what it uses: reference cycles freed while it runs.
+
+pandas caches its ``.str`` and ``.dt`` accessors on the Series that used them (Series ->
+accessor -> Series), and Pandera does the same on a validated frame: every such Series is a
+reference cycle, freed only by a garbage collection that reaches its generation. In a run
+process the oldest generation holds every object of Dagster and the libraries, so full
+collections are both slow (~0.15 s) and rare, and a month's intermediate columns stayed in
+memory for months after their use (a million-row ``okr_processed`` run: 1.76 GB, 1.46 GB with
+the cycles freed). Standard library only: the code location imports this module.
+"""
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def older_objects_frozen() -> Iterator[None]:
+    """Keep the objects that existed before the block out of Python's full garbage collections.
+
+    A step that makes many fresh containers (a record and a dict per Kafka message, a list per
+    CSV row, a cached accessor per pandas column) triggers full collections, and each one walked
+    every object of the process: ~0.15 s each, ~1 s per 100,000 messages. Frozen, the older
+    objects are skipped, so full collections are cheap and, counted against the fresh objects
+    only, frequent enough to free the step's cycles soon after their use. ``gc.unfreeze`` hands
+    the older objects back to the collector when the block ends (unless the process had frozen
+    objects of its own before: those stay frozen, as it chose).
+    """
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
+def free_cycles() -> int:
+    """Collect now (cheap inside ``older_objects_frozen``): call it where a chunk's intermediate
+    frames have just become garbage, so the next chunk does not start on top of them."""
+    return gc.collect()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -112,9 +111,9 @@ class DuckDBBackend:
         con.execute(sql, list(params))
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
-        with warnings.catch_warnings():  # "Arrow output on a DB-API result makes an extra copy":
-            warnings.simplefilter("ignore")  # still ~2x faster than .df() with text columns
-            return arrow_to_frame(con.execute(sql, list(params)).to_arrow_table(), text_storage)
+        # A relation straight to Arrow (about twice as fast as .df() on text columns); through
+        # con.execute(), DuckDB would copy the rows once more first.
+        return arrow_to_frame(con.sql(sql, params=list(params)).to_arrow_table(), text_storage)
 
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
         # One INSERT ... SELECT over the registered frame: DuckDB scans pandas memory directly.

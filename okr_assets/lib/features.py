@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 
 NUMERIC_FEATURES: tuple[str, ...] = (
@@ -30,6 +31,12 @@ FEATURE_TABLE_COLUMNS: tuple[str, ...] = (
     *FEATURE_COLUMNS, "label", "cycle_closed",
 )
 MAX_WEEKS = 14
+# What build_features reads of okr_processed and of okr_curated (callers read only these).
+CHECKIN_COLUMNS: tuple[str, ...] = (
+    "cycle_id", "cycle_start", "cycle_end", "key_result_id", "team_id", "objective_id", "okr_kind",
+    "metric_kind", "direction", "weight", "progress", "score", "confidence", "checkin_at", "raw_id",
+)
+LABEL_COLUMNS: tuple[str, ...] = ("key_result_id", "cycle_id", "reached_target", "cycle_closed")
 
 
 def _as_of_grid(cycles: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
@@ -48,23 +55,22 @@ def _as_of_grid(cycles: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
 
 
 def _running_state(checkins: pd.DataFrame) -> pd.DataFrame:
-    """Each check-in with what its key result looked like right after it: the count so far, the
-    previous check-in, and the first and latest confidence given so far."""
+    """Each check-in with what its key result (``_kr``, one integer per cycle and key result)
+    looked like right after it: the count so far, the previous check-in, and the first and
+    latest confidence given so far."""
     state = checkins.copy()
-    g = state.groupby(["cycle_id", "key_result_id"], sort=False)
+    g = state.groupby("_kr", sort=False)
     state["n_checkins"] = (g.cumcount() + 1).astype(float)
     prev_at, prev_progress = g["checkin_at"].shift(1), g["progress"].shift(1)
     weeks = (state["checkin_at"] - prev_at).dt.total_seconds() / 604800
     velocity = (state["progress"] - prev_progress) / weeks.where(weeks > 0)
     state["velocity"] = velocity.fillna(0.0).clip(-2, 2)
     confidence = state["confidence"].astype("float64")
-    state["latest_confidence"] = confidence.groupby([state["cycle_id"], state["key_result_id"]],
-                                                    sort=False).ffill()
+    state["latest_confidence"] = confidence.groupby(state["_kr"], sort=False).ffill()
     # The first confidence given is fixed once given: known from that check-in on.
     has_conf = confidence.notna()
-    first = confidence.where(has_conf).groupby([state["cycle_id"], state["key_result_id"]],
-                                               sort=False).transform("first")
-    given_yet = has_conf.groupby([state["cycle_id"], state["key_result_id"]], sort=False).cummax()
+    first = confidence.where(has_conf).groupby(state["_kr"], sort=False).transform("first")
+    given_yet = has_conf.groupby(state["_kr"], sort=False).cummax()
     state["first_confidence"] = first.where(given_yet)
     return state
 
@@ -74,24 +80,32 @@ def build_features(processed: pd.DataFrame, labels: pd.DataFrame, now: dt.dateti
 
     ``labels``: ``key_result_id, cycle_id, reached_target, cycle_closed`` (from okr_curated).
     Column-wise: each check-in carries its key result's running state, and an as-of join picks,
-    for every (key result, week), the last check-in made by that week's as-of time.
+    for every (key result, week), the last check-in made by that week's as-of time. Text keys
+    are turned into integers once per key result, so the joins, groupings and the final sort
+    over every (key result, week) compare integers, not strings.
     """
     if processed.empty:
         return pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS))
-    columns = ["cycle_id", "cycle_start", "cycle_end", "key_result_id", "team_id", "objective_id", "okr_kind",
-               "metric_kind", "direction", "weight", "progress", "score", "confidence", "checkin_at", "raw_id"]
-    checkins = processed[columns].sort_values(["checkin_at", "raw_id"], kind="stable").reset_index(drop=True)
+    checkins = processed[list(CHECKIN_COLUMNS)].sort_values(["checkin_at", "raw_id"],
+                                                            kind="stable").reset_index(drop=True)
     cycles = checkins[["cycle_id", "cycle_start", "cycle_end"]].drop_duplicates("cycle_id")
     now_ts = pd.Timestamp(now)
     now_ts = now_ts.tz_convert("UTC") if now_ts.tzinfo else now_ts.tz_localize("UTC")
     grid = _as_of_grid(cycles, now_ts)
+    grid["cycle_quarter"] = pd.to_datetime(grid["cycle_start"]).dt.to_period("Q").dt.start_time
+    checkins["_kr"] = checkins.groupby(["cycle_id", "key_result_id"], sort=False).ngroup()
     state = _running_state(checkins.drop(columns=["cycle_start", "cycle_end"]))
 
+    # One row per key result: its label, and its rank in (key_result_id, cycle_id) order, which
+    # is the order of the rows returned.
+    key_results = (state[["cycle_id", "key_result_id", "_kr"]].drop_duplicates("_kr")
+                   .merge(labels[list(LABEL_COLUMNS)].rename(columns={"reached_target": "label"}),
+                          on=["key_result_id", "cycle_id"], how="left")
+                   .sort_values(["key_result_id", "cycle_id"]))
+    key_results["_rank"] = np.arange(len(key_results))
     # Every key result of a cycle at every as-of week of that cycle, then its last check-in by then.
-    state["_kr"] = state.groupby(["cycle_id", "key_result_id"], sort=False).ngroup()
     state["checkin_at"] = state["checkin_at"].astype("datetime64[ns, UTC]")
-    key_results = state[["cycle_id", "key_result_id", "_kr"]].drop_duplicates("_kr")
-    slots = grid[["cycle_id", "cycle_start", "week", "as_of", "elapsed_share"]].merge(key_results, on="cycle_id")
+    slots = grid[["cycle_id", "cycle_quarter", "week", "as_of", "elapsed_share"]].merge(key_results, on="cycle_id")
     slots["as_of"] = slots["as_of"].astype("datetime64[ns, UTC]")
     # Rows are in (checkin_at, raw_id) order, so on equal times the as-of join takes the later row.
     joined = pd.merge_asof(
@@ -103,20 +117,18 @@ def build_features(processed: pd.DataFrame, labels: pd.DataFrame, now: dt.dateti
     out["confidence"] = out["latest_confidence"].fillna(5.0)
     out["confidence_trend"] = (out["latest_confidence"] - out["first_confidence"]).fillna(0.0)
     out["days_since_last_checkin"] = (out["as_of"] - out["checkin_at"]).dt.total_seconds() / 86400
-    slot = [out["cycle_id"], out["week"]]
-    out["team_progress"] = out.groupby([*slot, out["team_id"]], sort=False)["score"].transform("mean")
-    weighted = (out["score"] * out["weight"]).groupby([*slot, out["objective_id"]], sort=False).transform("sum")
-    out["objective_progress"] = weighted / out["weight"].groupby([*slot, out["objective_id"]],
-                                                                 sort=False).transform("sum")
+    # Each (cycle, week) as one integer: grouping by integers, not text.
+    slot = pd.factorize(out["cycle_id"])[0].astype(np.int64) * (MAX_WEEKS + 1) + out["week"].to_numpy()
+    team = [slot, pd.factorize(out["team_id"])[0]]
+    objective = [slot, pd.factorize(out["objective_id"])[0]]
+    out["team_progress"] = out["score"].groupby(team, sort=False).transform("mean")
+    weighted = (out["score"] * out["weight"]).groupby(objective, sort=False).transform("sum")
+    out["objective_progress"] = weighted / out["weight"].groupby(objective, sort=False).transform("sum")
     out["week"] = out["week"].astype(float)
-    out["cycle_quarter"] = pd.to_datetime(out["cycle_start"]).dt.to_period("Q").dt.start_time
-
-    lab = labels[["key_result_id", "cycle_id", "reached_target", "cycle_closed"]].rename(
-        columns={"reached_target": "label"})
-    features = out.merge(lab, on=["key_result_id", "cycle_id"], how="left")
-    features["cycle_closed"] = features["cycle_closed"].fillna(False).astype(bool)
-    features["label"] = features["label"].astype("boolean").where(features["cycle_closed"], pd.NA)
-    return features[list(FEATURE_TABLE_COLUMNS)].sort_values(list(KEY_COLUMNS)).reset_index(drop=True)
+    out["cycle_closed"] = out["cycle_closed"].fillna(False).astype(bool)
+    out["label"] = out["label"].astype("boolean").where(out["cycle_closed"], pd.NA)
+    order = np.lexsort((out["week"].to_numpy(), out["_rank"].to_numpy()))
+    return out[list(FEATURE_TABLE_COLUMNS)].take(order).reset_index(drop=True)
 
 
 def open_latest(features: pd.DataFrame) -> pd.DataFrame:

@@ -185,12 +185,14 @@ class WarehouseResource(ConfigurableResource):
             backend.execute(con, sql, params)
 
     def read_range(self, table: str, column: str, start: dt.date, end: dt.date,
-                   text_storage: str = "python") -> pd.DataFrame:
-        """Rows of ``table`` with ``start <= column < end`` (``text_storage``: as for ``query``)."""
+                   text_storage: str = "python", columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows of ``table`` with ``start <= column < end`` (``text_storage``: as for ``query``);
+        only ``columns`` when given (a columnar engine then reads only those)."""
         t = _table(table)
         col = _column(t, column)
-        return self.query(f"SELECT * FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1", [start, end],
-                          text_storage)
+        selected = ", ".join(_column(t, c) for c in columns) if columns else "*"
+        return self.query(f"SELECT {selected} FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
+                          [start, end], text_storage)
 
     def span(self, table: str, column: str) -> tuple[dt.date, dt.date]:
         """``(first, last + 1 day)`` of a date column: the range that covers every row (an empty

@@ -4,10 +4,8 @@ pandas and the landing functions (okr_assets.lib) are imported inside the functi
 landing: every process imports this module to load the code location, and must not pay for them.
 """
 
-import gc
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -19,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from okr_assets.defs.ingestion.checks import OKR_RAW_SCHEMA, LandedRowsCheck
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
+from okr_assets.lib.memory import older_objects_frozen
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ def okr_raw(
     checked = OKR_RAW_SCHEMA.key in context.selected_asset_check_keys
     tally = _Tally(check=LandedRowsCheck(context.run.run_id) if checked else None)
     ingested_at = pd.Timestamp.now(tz="UTC")
-    with _older_objects_frozen():
+    with older_objects_frozen():
         if config.kafka_ranges:
             _land_kafka(context, config.kafka_ranges, warehouse, kafka, ingested_at, tally)
         if config.files or not config.kafka_ranges:
@@ -143,14 +142,27 @@ def okr_raw(
 _LAND_BATCH_ROWS = 100_000
 
 
+@dataclass
+class _FileBatch:
+    """Files read and parsed for one landing transaction, as okr_raw rows."""
+
+    files: list[tuple[str, str, int]]  # (name, sha256, rows read)
+    rows: "pd.DataFrame"
+    malformed: int = 0
+    quarantined: list[str] = field(default_factory=list)  # log lines for files moved to quarantine
+    skipped: list[str] = field(default_factory=list)  # files whose bytes already landed
+
+
 def _land_files(
     context: AssetExecutionContext, names: list[str], warehouse: WarehouseResource,
     landing: LandingFolderResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
-    from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
-    from okr_assets.lib.landing import sha256_of, unreadable_file_row
+    """Land the files in batches of about ``_LAND_BATCH_ROWS`` rows, one transaction each. The
+    next batch is read, parsed and turned into rows in a background thread while this one is
+    written and checked: parsing holds the GIL, the database write mostly does not."""
+    from okr_assets.lib.landing import sha256_of
+    from okr_assets.lib.pipelining import read_ahead
 
-    run_id = context.run.run_id
     present: list[tuple[str, Path, str]] = []
     for name in names:
         path = landing.landing / Path(name).name
@@ -159,67 +171,93 @@ def _land_files(
             continue
         present.append((name, path, sha256_of(path.read_bytes())))
     landed = warehouse.landed_digests(sorted({digest for _, _, digest in present}))
-    batch: list[tuple[str, str, Any]] = []  # (name, sha256, ParsedCsv or the row of an unreadable file)
-    batch_rows = 0
     skipped: list[str] = []
+    batches = _file_batches(present, landed, landing, ingested_at, context.run.run_id)
+    for batch in read_ahead(batches, name="okr-raw-reader"):
+        for line in batch.quarantined:
+            context.log.error(line)
+        tally.malformed += batch.malformed
+        tally.quarantined += len(batch.quarantined)
+        tally.files_skipped += len(batch.skipped)
+        skipped += batch.skipped
+        if batch.files:
+            _land_file_batch(context, batch, warehouse, tally)
+    if skipped:
+        context.log.info(f"{len(skipped)} file(s) skipped, their bytes already landed: {', '.join(skipped)}")
+
+
+def _file_batches(
+    present: list[tuple[str, Path, str]], landed: set[str], landing: LandingFolderResource,
+    ingested_at: "pd.Timestamp", run_id: str,
+) -> Iterator[_FileBatch]:
+    """Read and parse the files not landed yet into batches of rows. No Dagster calls: this runs
+    in a background thread, and a batch carries its log lines to the caller. A file that cannot
+    be read is moved to quarantine and becomes one row, in its place among the others."""
+    import pandas as pd
+
+    from okr_assets.lib.csv_reader import ParsedCsv, UnreadableFileError, read_checkin_csv
+    from okr_assets.lib.landing import rows_from_files, unreadable_file_row
+
+    def batch_of(items: list[tuple[str, str, Any]], batch: _FileBatch) -> _FileBatch:
+        # Consecutive readable files become rows together (one routing pass); the parsed files
+        # are dropped once they are rows, so a batch waiting to be written holds only its rows.
+        frames: list[pd.DataFrame] = []
+        for readable, group in groupby(items, key=lambda item: isinstance(item[2], ParsedCsv)):
+            files = list(group)
+            if readable:
+                frames.append(rows_from_files([(parsed, name, digest) for name, digest, parsed in files],
+                                              ingested_at, FIRST_PARTITION, run_id))
+            else:
+                frames.extend(row for _, _, row in files)
+        batch.files = [(name, digest, item.row_count if isinstance(item, ParsedCsv) else len(item))
+                       for name, digest, item in items]
+        if frames:
+            batch.rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return batch
+
+    items: list[tuple[str, str, Any]] = []  # (name, sha256, ParsedCsv or the row of an unreadable file)
+    batch, batch_rows = _FileBatch([], pd.DataFrame()), 0
     for name, path, digest in present:
         if digest in landed:
-            tally.files_skipped += 1
-            skipped.append(f"{name} (sha256 {digest[:12]})")
+            batch.skipped.append(f"{name} (sha256 {digest[:12]})")
             continue
         landed.add(digest)  # the same bytes twice in one run land once
         data = path.read_bytes()
         try:
             parsed = read_checkin_csv(data)
-            tally.malformed += parsed.malformed_rows
-            batch.append((name, digest, parsed))
+            batch.malformed += parsed.malformed_rows
+            items.append((name, digest, parsed))
             batch_rows += parsed.row_count
         except UnreadableFileError as exc:
             target = landing.move_to_quarantine(path, str(exc))
-            tally.quarantined += 1
-            context.log.error(f"{name}: cannot be read ({exc}); moved to {target}")
-            batch.append((name, digest, unreadable_file_row(name, digest, data, exc.code, str(exc), ingested_at,
-                                                            run_id)))
+            batch.quarantined.append(f"{name}: cannot be read ({exc}); moved to {target}")
+            items.append((name, digest, unreadable_file_row(name, digest, data, exc.code, str(exc),
+                                                            ingested_at, run_id)))
             batch_rows += 1
+        del data
         if batch_rows >= _LAND_BATCH_ROWS:
-            _land_file_batch(context, batch, warehouse, ingested_at, run_id, tally)
-            batch, batch_rows = [], 0
-    if batch:
-        _land_file_batch(context, batch, warehouse, ingested_at, run_id, tally)
-    if skipped:
-        context.log.info(f"{len(skipped)} file(s) skipped, their bytes already landed: {', '.join(skipped)}")
+            yield batch_of(items, batch)
+            items, batch, batch_rows = [], _FileBatch([], pd.DataFrame()), 0
+    if items or batch.skipped:
+        yield batch_of(items, batch)
 
 
-def _land_file_batch(context: AssetExecutionContext, batch: list[tuple[str, str, Any]],
-                     warehouse: WarehouseResource, ingested_at: "pd.Timestamp", run_id: str, tally: _Tally) -> None:
-    """Land a batch of files in one transaction. Consecutive readable files become rows together
-    (one routing pass); an unreadable file's row keeps its place between them."""
-    import pandas as pd
-
-    from okr_assets.lib.csv_reader import ParsedCsv
-    from okr_assets.lib.landing import rows_from_files
-
-    frames: list[pd.DataFrame] = []
-    for readable, group in groupby(batch, key=lambda item: isinstance(item[2], ParsedCsv)):
-        items = list(group)
-        if readable:
-            frames.append(rows_from_files([(parsed, name, digest) for name, digest, parsed in items],
-                                          ingested_at, FIRST_PARTITION, run_id))
-        else:
-            frames.extend(row for _, _, row in items)
-    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    result = warehouse.land_raw(rows, run_id=run_id, files=[(digest, name) for name, digest, _ in batch])
+def _land_file_batch(context: AssetExecutionContext, batch: _FileBatch, warehouse: WarehouseResource,
+                     tally: _Tally) -> None:
+    """Land a batch of files in one transaction and check the rows it inserted."""
+    rows = batch.rows
+    result = warehouse.land_raw(rows, run_id=context.run.run_id,
+                                files=[(digest, name) for name, digest, _ in batch.files])
     tally.rows_landed += result.inserted
     tally.rows_seen += len(rows)
     tally.touched |= result.touched_partitions
     if tally.check:
         tally.check.add(result.inserted_rows(rows))
     counts = []
-    for name, digest, item in batch:
+    for name, digest, total in batch.files:
         tally.sources.append(name)
-        total = item.row_count if isinstance(item, ParsedCsv) else len(item)
         counts.append(f"{name}: {result.inserted_by_file.get(digest, 0)} of {total}")
-    context.log.info(f"{len(batch)} file(s) landed in one transaction, rows landed of rows read: "
+    context.log.info(f"{len(batch.files)} file(s) landed in one transaction, rows landed of rows read: "
                      f"{'; '.join(counts)}. They touch {len(result.touched_partitions)} okr_processed partition(s)")
 
 
@@ -266,23 +304,3 @@ def _land_kafka(
             pending = writer.submit(write, label, rows)
         if pending is not None:
             written(pending)
-
-
-@contextmanager
-def _older_objects_frozen() -> Iterator[None]:
-    """Keep the objects that existed before landing out of Python's full garbage collections.
-
-    Landing holds tens of thousands of fresh containers at a time (a record and a dict per
-    message, a list per CSV row); they trigger full collections, and each one walked every object
-    of the process, Dagster's and the libraries' included: ~0.15 s each, ~1 s per 100,000
-    messages. Frozen, those are skipped; objects made while landing are collected as usual, and
-    ``gc.unfreeze`` hands the older ones back to the collector when landing ends (unless the
-    process had frozen objects of its own before: those stay frozen, as it chose).
-    """
-    frozen_before = gc.get_freeze_count()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if not frozen_before:
-            gc.unfreeze()

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -60,8 +61,10 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     """Point-in-time feature store: one row per (key result, as-of week) of each cycle, built only
     from check-ins made by that week; labelled (reached 0.7) for closed cycles. Same quarterly
     partitions as okr_curated, so features can be rebuilt for any past cycle."""
-    from okr_assets.lib.features import build_features
+    from okr_assets.lib.features import CHECKIN_COLUMNS, LABEL_COLUMNS, build_features
+    from okr_assets.lib.memory import free_cycles, older_objects_frozen
     from okr_assets.lib.modeling import MIN_TRAINING_CYCLES
+    from okr_assets.lib.pipelining import read_ahead
     from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
@@ -71,12 +74,15 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     totals: Counter[str] = Counter()
     cycles: set[str] = set()
 
-    def by_month(quarter: dt.date, quarter_end: dt.date) -> "Iterator[list[pd.DataFrame]]":
+    def read(quarter: dt.date, quarter_end: dt.date) -> "Iterator[tuple[pd.DataFrame, pd.DataFrame]]":
         # Features never mix cycles, so the cycles starting in each month are built on their
         # own: the same rows as the whole range at once, with one month of check-ins in memory.
         for lo, hi in month_windows(quarter, quarter_end):
-            processed = warehouse.read_range("okr_processed", "cycle_start", lo, hi)
-            curated = warehouse.read_range("okr_curated", "cycle_start", lo, hi)
+            yield (warehouse.read_range("okr_processed", "cycle_start", lo, hi, columns=CHECKIN_COLUMNS),
+                   warehouse.read_range("okr_curated", "cycle_start", lo, hi, columns=LABEL_COLUMNS))
+
+    def build(months: "Iterator[tuple[pd.DataFrame, pd.DataFrame]]") -> "Iterator[list[pd.DataFrame]]":
+        for processed, curated in months:
             features = build_features(processed, curated, now)
             if features.empty:
                 continue
@@ -85,14 +91,19 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
                           positive=int(features.loc[labelled, "label"].astype(bool).sum()),
                           key_results=int(features[["key_result_id", "cycle_id"]].drop_duplicates().shape[0]))
             cycles.update(features["cycle_id"].unique().tolist())
+            del processed, curated, labelled
+            free_cycles()  # the month's intermediate columns (see okr_assets.lib.memory)
             yield [features]
 
     # One transaction per quarter (the partition): the warehouse holds a transaction's new rows
-    # in memory until it commits, and a quarter's features are already ~1/4 million rows.
-    with warehouse.held_open():
+    # in memory until it commits, and a quarter's features are already ~1/4 million rows. Three
+    # stages overlap, a month apart: reading (the database, without the GIL), building (pandas)
+    # and, here, writing and committing.
+    with warehouse.held_open(), older_objects_frozen():
         for quarter, quarter_end in month_windows(start, end, months=3):
-            warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")],
-                                          by_month(quarter, quarter_end))
+            months = read_ahead(read(quarter, quarter_end), name="okr-features-reader")
+            with closing(read_ahead(build(months), name="okr-features-builder")) as built:
+                warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")], built)
     context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
     rows, closed = _table_summary(warehouse)
     return MaterializeResult(metadata={

@@ -10,6 +10,7 @@ run: loading the code location (every run process does) must not import them.
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from dagster import (
 from okr_assets import settings
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, counts_table
 from okr_assets.defs.partitions import FIRST_PARTITION, daily_partitions, quarterly_partitions
+from okr_assets.lib.memory import free_cycles, older_objects_frozen
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources.kafka import BrokerUnavailableError
 
@@ -117,26 +119,41 @@ def _quarter_keys(starts: "pd.Series") -> set[str]:
     return {ts.strftime("%Y-%m-%d") for ts in quarter_starts(distinct).unique()}
 
 
-def _validated_months(
-    context: AssetExecutionContext, warehouse: WarehouseResource, start: dt.date, end: dt.date, tally: _Tally
-) -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.DataFrame]]":
-    """(first day, end, accepted, rejects) of each month of the range in turn (empty frames for a
-    month without landed rows: its old rows must still go)."""
+def _landed_months(
+    warehouse: WarehouseResource, start: dt.date, end: dt.date
+) -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.Series]]":
+    """(first day, end, landed rows, latest raw_id per checkin_id) of each month of the range."""
     import pandas as pd
 
     from okr_assets.lib.routing import month_windows
-    from okr_assets.lib.validation import split_superseded, validate_checkins
 
     for lo, hi in month_windows(start, end):
         raw = warehouse.read_range("okr_raw", "partition_date", lo, hi, text_storage="pyarrow")
         if raw.empty:
-            yield lo, hi, pd.DataFrame(), pd.DataFrame()
+            yield lo, hi, raw, pd.Series(dtype="int64")
             continue
         latest = warehouse.query(
             "SELECT trim(checkin_id) AS checkin_id, max(raw_id) AS latest FROM okr_raw.okr_raw "
             "WHERE trim(checkin_id) IN (SELECT trim(checkin_id) FROM okr_raw.okr_raw "
             "WHERE partition_date >= ? AND partition_date < ?) GROUP BY 1", [lo, hi])
-        current, superseded = split_superseded(raw, latest.set_index("checkin_id")["latest"])
+        yield lo, hi, raw, latest.set_index("checkin_id")["latest"]
+
+
+def _validated_months(
+    landed: "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.Series]]", tally: _Tally
+) -> "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]":
+    """(first day, end, rows landed, accepted, rejects) of each landed month in turn (empty frames
+    for a month without landed rows: its old rows must still go). No Dagster calls: this runs in
+    a background thread."""
+    import pandas as pd
+
+    from okr_assets.lib.validation import split_superseded, validate_checkins
+
+    for lo, hi, raw, latest in landed:
+        if raw.empty:
+            yield lo, hi, 0, pd.DataFrame(), pd.DataFrame()
+            continue
+        current, superseded = split_superseded(raw, latest)
         result = validate_checkins(current, FIRST_PARTITION)
         accepted, rejects = result.accepted, result.rejects
         if len(accepted) + len(rejects) + len(superseded) != len(raw):  # a rule lost rows: fail loudly
@@ -148,9 +165,10 @@ def _validated_months(
         tally.deduplicated += _days(superseded, "partition_date")
         tally.by_reason += Counter(rejects["reason"].value_counts().to_dict())
         tally.quarters |= _quarter_keys(accepted["cycle_start"])
-        if hi < end:
-            context.log.info(f"okr_processed {_range_label(lo, hi)}: {len(raw)} landed rows validated")
-        yield lo, hi, accepted, rejects
+        n_raw = len(raw)
+        del raw, latest, current, superseded, result
+        free_cycles()  # this month's intermediate columns (see okr_assets.lib.memory)
+        yield lo, hi, n_raw, accepted, rejects
 
 
 def process_range(
@@ -166,7 +184,7 @@ def process_range(
     # One refresh of okr_processed at a time, from its first read to its last commit: a landing
     # run that refreshes today's partition itself (okr_kafka_sensor) and a refresh run in another
     # lane must not interleave, or the one that read older okr_raw rows could commit last.
-    with warehouse.exclusive("okr_processed", on_wait=context.log.info):
+    with warehouse.exclusive("okr_processed", on_wait=context.log.info), older_objects_frozen():
         # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
         before = warehouse.query(
             "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
@@ -177,12 +195,25 @@ def process_range(
         # monthly commits took 5.8 s of a million-row run and quarterly ones 2.9 s (a month's
         # ~52,000 rows are under a DuckDB row group, so most likely each went through the
         # write-ahead log and a checkpoint; a quarter's fill whole row groups).
+        # Three stages overlap, each a month ahead of the next: reading okr_raw (the database,
+        # without the GIL), validating (pandas) and, here, writing and committing.
+        from okr_assets.lib.pipelining import read_ahead
         from okr_assets.lib.routing import month_windows
 
-        months = _validated_months(context, warehouse, start, end, tally)
-        for lo, hi in month_windows(start, end, months=3):  # a quarter: its months, in order
-            quarter = islice(months, len(month_windows(lo, hi)))
-            warehouse.replace_ranges_from(lo, hi, TARGETS, ([accepted, rejects] for _, _, accepted, rejects in quarter))
+        landed = read_ahead(_landed_months(warehouse, start, end), name="okr-processed-reader")
+        months = read_ahead(_validated_months(landed, tally), name="okr-processed-validator")
+
+        def written(quarter: "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]",
+                    ) -> "Iterator[list[pd.DataFrame]]":
+            for lo, hi, rows, accepted, rejects in quarter:
+                if hi < end:
+                    context.log.info(f"okr_processed {_range_label(lo, hi)}: {rows} landed rows validated")
+                yield [accepted, rejects]
+
+        with closing(months):
+            for lo, hi in month_windows(start, end, months=3):  # a quarter: its months, in order
+                quarter = islice(months, len(month_windows(lo, hi)))
+                warehouse.replace_ranges_from(lo, hi, TARGETS, written(quarter))
     # Each month's counts were checked to add up as it was validated, so the sums add up too.
     landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
                                                              tally.deduplicated))
@@ -263,6 +294,7 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     Partitioned by the calendar quarter in which the cycle starts.
     """
     from okr_assets.lib.curation import curate
+    from okr_assets.lib.pipelining import read_ahead
     from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
@@ -271,11 +303,14 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     totals: Counter[str] = Counter()
     cycles: set[str] = set()
 
-    def by_month() -> "Iterator[list[pd.DataFrame]]":
+    def read() -> "Iterator[pd.DataFrame]":
         # A cycle starts on one day, so curating the cycles that start in each month separately
         # gives the same rows as the whole range at once, with one month in memory.
         for lo, hi in month_windows(start, end):
-            processed = warehouse.read_range("okr_processed", "cycle_start", lo, hi)
+            yield warehouse.read_range("okr_processed", "cycle_start", lo, hi)
+
+    def curated_months(months: "Iterator[pd.DataFrame]") -> "Iterator[list[pd.DataFrame]]":
+        for processed in months:
             curated = curate(processed, as_of=as_of, target_score=settings.target_score())
             if curated.empty:
                 continue
@@ -283,9 +318,14 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
             totals.update(rows=len(curated), checkins=len(processed), closed=len(closed),
                           reached=int(closed["reached_target"].astype(bool).sum()))
             cycles.update(curated["cycle_id"].unique().tolist())
+            del processed, closed
+            free_cycles()  # the month's intermediate columns (see okr_assets.lib.memory)
             yield [curated]
 
-    warehouse.replace_ranges_from(start, end, [("okr_curated", "cycle_quarter")], by_month())
+    # Reading, curating and writing overlap, a month apart (as in process_range).
+    months = read_ahead(read(), name="okr-curated-reader")
+    with older_objects_frozen(), closing(read_ahead(curated_months(months), name="okr-curated-builder")) as built:
+        warehouse.replace_ranges_from(start, end, [("okr_curated", "cycle_quarter")], built)
     reached = totals["reached"] / totals["closed"] if totals["closed"] else float("nan")
     context.log.info(
         f"okr_curated {start}..{end}: {totals['rows']} key results from {totals['checkins']} check-ins")

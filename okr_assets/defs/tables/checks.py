@@ -10,6 +10,9 @@ Each table is checked against its model in ``okr_assets.lib.schemas.TABLE_MODELS
 
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import closing
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -23,6 +26,9 @@ from dagster import (
 from okr_assets.defs.checking import pandera_check_result, passed_check_result
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.warehouse import TABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _partition_window(context: AssetCheckExecutionContext) -> tuple[dt.date, dt.date] | None:
@@ -46,6 +52,8 @@ def check_table(
     has none) against the table's Pandera model. A range is read and validated a quarter at a
     time, so a backfill over years is checked in bounded memory; the model's unique columns are
     then checked across the whole range in SQL. The first failing quarter is reported."""
+    from okr_assets.lib.memory import free_cycles, older_objects_frozen
+    from okr_assets.lib.pipelining import read_ahead
     from okr_assets.lib.routing import month_windows
     from okr_assets.lib.schemas import TABLE_MODELS
 
@@ -61,16 +69,25 @@ def check_table(
     else:
         start, end = window
         scope = f"{table} {start} .. {end - dt.timedelta(days=1)}"
+
+    def quarters() -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame]]":
+        # Not monthly: each Pandera call has a fixed cost.
+        for lo, hi in month_windows(start, end, months=3):
+            yield lo, hi, warehouse.read_range(table, column, lo, hi)
+
     checked = 0
-    for lo, hi in month_windows(start, end, months=3):  # not monthly: each Pandera call has a fixed cost
-        frame = warehouse.read_range(table, column, lo, hi)
-        if frame.empty and (checked or hi < end):
-            continue
-        label = scope if (lo, hi) == (start, end) else f"{table} {lo} .. {hi - dt.timedelta(days=1)} (of {scope})"
-        result = pandera_check_result(model, frame, label, severity)
-        if not result.passed:
-            return result
-        checked += len(frame)
+    # The next quarter is read (the database, without the GIL) while this one is validated.
+    with older_objects_frozen(), closing(read_ahead(quarters(), name=f"{table}-check-reader")) as read:
+        for lo, hi, frame in read:
+            if frame.empty and (checked or hi < end):
+                continue
+            label = scope if (lo, hi) == (start, end) else f"{table} {lo} .. {hi - dt.timedelta(days=1)} (of {scope})"
+            result = pandera_check_result(model, frame, label, severity)
+            if not result.passed:
+                return result
+            checked += len(frame)
+            del frame
+            free_cycles()  # the quarter's coerced columns (see okr_assets.lib.memory)
     for key, spec in model.to_schema().columns.items():
         if spec.unique:
             shared = warehouse.rows_sharing(table, key, column, start, end)

@@ -73,7 +73,7 @@ def check_table(
     def quarters() -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame]]":
         # Not monthly: each Pandera call has a fixed cost.
         for lo, hi in month_windows(start, end, months=3):
-            yield lo, hi, warehouse.read_range(table, column, lo, hi)
+            yield lo, hi, warehouse.read_range(table, column, lo, hi, text_storage="pyarrow")
 
     checked = 0
     # The next quarter is read (the database, without the GIL) while this one is validated.

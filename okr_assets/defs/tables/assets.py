@@ -176,9 +176,12 @@ def process_range(
 ) -> Iterator[MaterializeResult]:
     """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
     partitions, by the backfill benchmark's baseline). A long range is validated a month at a
-    time and replaced a quarter per transaction: memory stays at one month of pandas rows and one
-    quarter of uncommitted warehouse rows, and a failure leaves every day either as it was or
-    fully refreshed; the retry redoes the range."""
+    time and replaced a quarter per transaction: memory stays at a few months of pandas rows (one
+    being read, one validated, one written) and one quarter of uncommitted warehouse rows, and a
+    failure leaves every day either as it was or fully refreshed; the retry redoes the range."""
+    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.routing import month_windows
+
     warehouse.setup()
     tally = _Tally()
     # One refresh of okr_processed at a time, from its first read to its last commit: a landing
@@ -197,11 +200,8 @@ def process_range(
         # write-ahead log and a checkpoint; a quarter's fill whole row groups).
         # Three stages overlap, each a month ahead of the next: reading okr_raw (the database,
         # without the GIL), validating (pandas) and, here, writing and committing.
-        from okr_assets.lib.pipelining import read_ahead
-        from okr_assets.lib.routing import month_windows
-
-        landed = read_ahead(_landed_months(warehouse, start, end), name="okr-processed-reader")
-        months = read_ahead(_validated_months(landed, tally), name="okr-processed-validator")
+        landed_months = read_ahead(_landed_months(warehouse, start, end), name="okr-processed-reader")
+        months = read_ahead(_validated_months(landed_months, tally), name="okr-processed-validator")
 
         def written(quarter: "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]",
                     ) -> "Iterator[list[pd.DataFrame]]":
@@ -305,7 +305,7 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
 
     def read() -> "Iterator[pd.DataFrame]":
         # A cycle starts on one day, so curating the cycles that start in each month separately
-        # gives the same rows as the whole range at once, with one month in memory.
+        # gives the same rows as the whole range at once, a month of check-ins at a time.
         for lo, hi in month_windows(start, end):
             yield warehouse.read_range("okr_processed", "cycle_start", lo, hi)
 

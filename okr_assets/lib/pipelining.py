@@ -29,7 +29,10 @@ def read_ahead(items: Iterable[T], depth: int = 1, name: str = "okr-read-ahead")
     raised while producing reaches the consumer where that item would have. When the consumer
     stops early (an error of its own, or it leaves the loop), the producer stops after the item
     in hand and its generator is closed in its own thread; this generator returns only once that
-    thread has ended, so no work outlives the caller.
+    thread has ended, so no work outlives the caller. Close it explicitly (``contextlib.closing``)
+    where the consuming loop can fail: an exception's traceback keeps the suspended generator,
+    and with it the thread, alive until the exception itself is gone. Chained stages are closed
+    last first, each by its own ``closing``.
     """
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")

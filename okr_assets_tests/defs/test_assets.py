@@ -199,3 +199,42 @@ def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resourc
     assert not failed.passed
     assert failed.metadata["scope"].value == "all of okr_processed: rows sharing a checkin_id"
     assert "field_uniqueness" in failed.metadata["failures_by_rule"].value
+
+
+def test_a_failure_in_a_background_stage_fails_the_run_and_keeps_the_old_rows(
+        okr_home: Path, resources: dict, instance, monkeypatch) -> None:
+    """Validation runs a month ahead in a background thread (okr_assets.lib.pipelining): an error
+    there must reach the run as the step's error, roll back the quarter being written, and leave
+    no stage thread behind."""
+    import threading
+
+    import okr_assets.lib.validation as validation
+
+    days = ["2025-07-10", "2025-08-10", "2025-09-10"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, days[i % 3]) for i in range(9)])
+    land(instance, resources)
+    quarter = {"dagster/asset_partition_range_start": "2025-07-01",
+               "dagster/asset_partition_range_end": "2025-09-30"}
+    assert process(instance, resources, quarter).success
+    warehouse = resources["warehouse"]
+    before = warehouse.query("SELECT checkin_id, score FROM okr_processed.okr_processed ORDER BY 1")
+    assert len(before) == 9
+
+    calls = []
+    real = validation.validate_checkins
+
+    def fail_in_august(frame: pd.DataFrame, first_partition):
+        calls.append(len(frame))
+        if len(calls) == 2:
+            raise RuntimeError("validation blew up in August")
+        return real(frame, first_partition)
+
+    monkeypatch.setattr(validation, "validate_checkins", fail_in_august)
+    result = process(instance, resources, quarter)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "validation blew up in August" in str(failure.event_specific_data.error)
+    assert len(calls) == 2  # September was never validated: the stages stopped with the error
+    after = warehouse.query("SELECT checkin_id, score FROM okr_processed.okr_processed ORDER BY 1")
+    pd.testing.assert_frame_equal(after, before)  # July's rows were not replaced on their own
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("okr-processed-")]

@@ -6,6 +6,7 @@ landing: every process imports this module to load the code location, and must n
 
 import re
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -173,15 +174,17 @@ def _land_files(
     landed = warehouse.landed_digests(sorted({digest for _, _, digest in present}))
     skipped: list[str] = []
     batches = _file_batches(present, landed, landing, ingested_at, context.run.run_id)
-    for batch in read_ahead(batches, name="okr-raw-reader"):
-        for line in batch.quarantined:
-            context.log.error(line)
-        tally.malformed += batch.malformed
-        tally.quarantined += len(batch.quarantined)
-        tally.files_skipped += len(batch.skipped)
-        skipped += batch.skipped
-        if batch.files:
-            _land_file_batch(context, batch, warehouse, tally)
+    # closing(): a failed write must stop the reading thread now, not when its traceback goes.
+    with closing(read_ahead(batches, name="okr-raw-reader")) as read:
+        for batch in read:
+            for line in batch.quarantined:
+                context.log.error(line)
+            tally.malformed += batch.malformed
+            tally.quarantined += len(batch.quarantined)
+            tally.files_skipped += len(batch.skipped)
+            skipped += batch.skipped
+            if batch.files:
+                _land_file_batch(context, batch, warehouse, tally)
     if skipped:
         context.log.info(f"{len(skipped)} file(s) skipped, their bytes already landed: {', '.join(skipped)}")
 

@@ -102,7 +102,7 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     with warehouse.held_open(), older_objects_frozen():
         for quarter, quarter_end in month_windows(start, end, months=3):
             months = read_ahead(read(quarter, quarter_end), name="okr-features-reader")
-            with closing(read_ahead(build(months), name="okr-features-builder")) as built:
+            with closing(months), closing(read_ahead(build(months), name="okr-features-builder")) as built:
                 warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")], built)
     context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
     rows, closed = _table_summary(warehouse)

@@ -210,7 +210,9 @@ def process_range(
                     context.log.info(f"okr_processed {_range_label(lo, hi)}: {rows} landed rows validated")
                 yield [accepted, rejects]
 
-        with closing(months):
+        # Closed here in this order (not left to the garbage collector): an error raised in a
+        # stage keeps the stage's frame, and so the stage before it, alive in its traceback.
+        with closing(landed_months), closing(months):
             for lo, hi in month_windows(start, end, months=3):  # a quarter: its months, in order
                 quarter = islice(months, len(month_windows(lo, hi)))
                 warehouse.replace_ranges_from(lo, hi, TARGETS, written(quarter))
@@ -324,7 +326,8 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
 
     # Reading, curating and writing overlap, a month apart (as in process_range).
     months = read_ahead(read(), name="okr-curated-reader")
-    with older_objects_frozen(), closing(read_ahead(curated_months(months), name="okr-curated-builder")) as built:
+    with older_objects_frozen(), closing(months), \
+            closing(read_ahead(curated_months(months), name="okr-curated-builder")) as built:
         warehouse.replace_ranges_from(start, end, [("okr_curated", "cycle_quarter")], built)
     reached = totals["reached"] / totals["closed"] if totals["closed"] else float("nan")
     context.log.info(

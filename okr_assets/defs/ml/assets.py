@@ -76,7 +76,7 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
 
     def read(quarter: dt.date, quarter_end: dt.date) -> "Iterator[tuple[pd.DataFrame, pd.DataFrame]]":
         # Features never mix cycles, so the cycles starting in each month are built on their
-        # own: the same rows as the whole range at once, with one month of check-ins in memory.
+        # own: the same rows as the whole range at once, a month of check-ins at a time.
         for lo, hi in month_windows(quarter, quarter_end):
             yield (warehouse.read_range("okr_processed", "cycle_start", lo, hi, columns=CHECKIN_COLUMNS),
                    warehouse.read_range("okr_curated", "cycle_start", lo, hi, columns=LABEL_COLUMNS))

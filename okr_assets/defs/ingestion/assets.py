@@ -268,42 +268,33 @@ def _land_kafka(
     context: AssetExecutionContext, ranges: list[KafkaRange], warehouse: WarehouseResource,
     kafka: KafkaResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
-    """Land each offset range in its own transaction, in order. While a range is written (a
-    writer thread that mostly waits on the database), the next one is read: reading is most of
-    the time (kafka-python checks each record batch's CRC32C in pure Python). A range starts to
-    be written only after the one before it committed, and a failure stops the ranges after it."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
+    """Land each offset range in its own transaction, in order. While a range is written and
+    checked here, the next one is read and parsed in a background thread (``read_ahead``, as for
+    files): reading is most of the time (kafka-python checks each record batch's CRC32C in pure
+    Python), and the write mostly waits on the database. Ranges commit in order, and a failure
+    stops the ranges after it."""
     from okr_assets.lib.landing import rows_from_messages
+    from okr_assets.lib.pipelining import read_ahead
 
     run_id = context.run.run_id
 
-    def write(label: str, rows: "pd.DataFrame") -> tuple[str, "pd.DataFrame", Any]:
-        result = warehouse.land_raw(rows, run_id=run_id)
-        if tally.check:
-            tally.check.add(result.inserted_rows(rows))
-        return label, rows, result
-
-    def written(future: Future) -> None:
-        label, rows, result = future.result()
-        tally.rows_landed += result.inserted
-        tally.rows_seen += len(rows)
-        tally.touched |= result.touched_partitions
-        tally.sources.append(label)
-        bad = int(rows["landing_error"].notna().sum())
-        context.log.info(f"{label}: read {len(rows)} message(s), landed {result.inserted} "
-                         f"({len(rows) - result.inserted} already landed, {bad} unparseable)")
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="okr-raw-writer") as writer:
-        pending: Future | None = None
+    def parsed_ranges() -> "Iterator[tuple[str, pd.DataFrame]]":
         for r in ranges:
-            label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
             messages = kafka.read_range(r.topic, r.partition, r.start, r.end)
             rows = rows_from_messages([(m.partition, m.offset, m.value) for m in messages], r.topic, r.epoch,
                                       ingested_at, FIRST_PARTITION, run_id, kafka.max_message_bytes)
             del messages
-            if pending is not None:
-                written(pending)
-            pending = writer.submit(write, label, rows)
-        if pending is not None:
-            written(pending)
+            yield f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}", rows
+
+    with closing(read_ahead(parsed_ranges(), name="okr-raw-kafka-reader")) as read:
+        for label, rows in read:
+            result = warehouse.land_raw(rows, run_id=run_id)
+            if tally.check:
+                tally.check.add(result.inserted_rows(rows))
+            tally.rows_landed += result.inserted
+            tally.rows_seen += len(rows)
+            tally.touched |= result.touched_partitions
+            tally.sources.append(label)
+            bad = int(rows["landing_error"].notna().sum())
+            context.log.info(f"{label}: read {len(rows)} message(s), landed {result.inserted} "
+                             f"({len(rows) - result.inserted} already landed, {bad} unparseable)")

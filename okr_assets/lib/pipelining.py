@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -29,10 +30,8 @@ def read_ahead(items: Iterable[T], depth: int = 1, name: str = "okr-read-ahead")
     raised while producing reaches the consumer where that item would have. When the consumer
     stops early (an error of its own, or it leaves the loop), the producer stops after the item
     in hand and its generator is closed in its own thread; this generator returns only once that
-    thread has ended, so no work outlives the caller. Close it explicitly (``contextlib.closing``)
-    where the consuming loop can fail: an exception's traceback keeps the suspended generator,
-    and with it the thread, alive until the exception itself is gone. Chained stages are closed
-    last first, each by its own ``closing``.
+    thread has ended, so no work outlives the caller. Steps use it through ``overlapped``, which
+    also closes it when the consuming loop fails.
     """
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
@@ -80,3 +79,23 @@ def read_ahead(items: Iterable[T], depth: int = 1, name: str = "okr-read-ahead")
     finally:
         stop.set()
         thread.join()
+
+
+@contextmanager
+def overlapped(
+    items: Iterable[Any], *stages: Callable[[Iterator[Any]], Iterable[Any]], name: str,
+) -> Iterator[Iterator[Any]]:
+    """The last of a chain of stages, each run by ``read_ahead`` in its own thread one item ahead
+    of the next: ``items`` first, then each of ``stages`` over the one before (for example: read
+    a month, validate it, while the caller writes the month before). Threads are named
+    ``{name}-1``, ``{name}-2``, ...
+
+    Every stage is closed when the block ends, last first, also when it ends with an error: an
+    exception's traceback keeps the suspended generators, and with them their threads, alive
+    until the exception itself is gone.
+    """
+    with ExitStack() as stack:
+        current: Iterator[Any] = stack.enter_context(closing(read_ahead(items, name=f"{name}-1")))
+        for number, stage in enumerate(stages, start=2):
+            current = stack.enter_context(closing(read_ahead(stage(current), name=f"{name}-{number}")))
+        yield current

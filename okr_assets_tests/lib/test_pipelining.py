@@ -6,7 +6,7 @@ from itertools import islice
 
 import pytest
 
-from okr_assets.lib.pipelining import read_ahead
+from okr_assets.lib.pipelining import overlapped, read_ahead
 
 
 def test_items_arrive_in_order_from_another_thread() -> None:
@@ -73,3 +73,60 @@ def test_a_consumer_that_stops_early_stops_and_closes_the_producer() -> None:
 def test_depth_must_be_positive() -> None:
     with pytest.raises(ValueError, match="depth"):
         list(read_ahead([1], depth=0))
+
+
+def test_overlapped_chains_stages_each_in_its_own_thread() -> None:
+    seen: dict[str, set[str]] = {"read": set(), "double": set()}
+
+    def read() -> Iterator[int]:
+        for i in range(20):
+            seen["read"].add(threading.current_thread().name)
+            yield i
+
+    def double(items: Iterator[int]) -> Iterator[int]:
+        for i in items:
+            seen["double"].add(threading.current_thread().name)
+            yield 2 * i
+
+    with overlapped(read(), double, name="chain") as out:
+        assert list(out) == [2 * i for i in range(20)]
+    assert seen == {"read": {"chain-1"}, "double": {"chain-2"}}
+
+
+def test_overlapped_closes_every_stage_when_the_block_fails() -> None:
+    """Even with the error's traceback still alive (it holds the stages' frames), no thread is
+    left running once the block has ended."""
+    closed: list[str] = []
+
+    def read() -> Iterator[int]:
+        try:
+            yield from range(1_000_000)
+        finally:
+            closed.append("read")
+
+    def double(items: Iterator[int]) -> Iterator[int]:
+        try:
+            for i in items:
+                yield 2 * i
+        finally:
+            closed.append("double")
+
+    with pytest.raises(RuntimeError, match="write failed") as caught, \
+            overlapped(read(), double, name="failing") as out:
+        next(out)
+        raise RuntimeError("write failed")
+    assert caught.value.__traceback__ is not None
+    assert closed == ["double", "read"]  # the last stage first, then the one it reads from
+    assert not [t for t in threading.enumerate() if t.name.startswith("failing-")]
+
+
+def test_overlapped_raises_an_error_of_the_first_stage_in_the_caller() -> None:
+    def read() -> Iterator[int]:
+        yield 1
+        raise OSError("disk gone")
+
+    with overlapped(read(), lambda items: (i + 1 for i in items), name="broken") as out:
+        assert next(out) == 2
+        with pytest.raises(OSError, match="disk gone"):
+            next(out)
+    assert not [t for t in threading.enumerate() if t.name.startswith("broken-")]

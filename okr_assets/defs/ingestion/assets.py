@@ -6,7 +6,6 @@ landing: every process imports this module to load the code location, and must n
 
 import re
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -162,7 +161,7 @@ def _land_files(
     next batch is read, parsed and turned into rows in a background thread while this one is
     written and checked: parsing holds the GIL, the database write mostly does not."""
     from okr_assets.lib.landing import sha256_of
-    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.pipelining import overlapped
 
     present: list[tuple[str, Path, str]] = []
     for name in names:
@@ -174,8 +173,7 @@ def _land_files(
     landed = warehouse.landed_digests(sorted({digest for _, _, digest in present}))
     skipped: list[str] = []
     batches = _file_batches(present, landed, landing, ingested_at, context.run.run_id)
-    # closing(): a failed write must stop the reading thread now, not when its traceback goes.
-    with closing(read_ahead(batches, name="okr-raw-reader")) as read:
+    with overlapped(batches, name="okr-raw-reader") as read:
         for batch in read:
             for line in batch.quarantined:
                 context.log.error(line)
@@ -269,12 +267,12 @@ def _land_kafka(
     kafka: KafkaResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
     """Land each offset range in its own transaction, in order. While a range is written and
-    checked here, the next one is read and parsed in a background thread (``read_ahead``, as for
+    checked here, the next one is read and parsed in a background thread (``overlapped``, as for
     files): reading is most of the time (kafka-python checks each record batch's CRC32C in pure
     Python), and the write mostly waits on the database. Ranges commit in order, and a failure
     stops the ranges after it."""
     from okr_assets.lib.landing import rows_from_messages
-    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.pipelining import overlapped
 
     run_id = context.run.run_id
 
@@ -286,7 +284,7 @@ def _land_kafka(
             del messages
             yield f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}", rows
 
-    with closing(read_ahead(parsed_ranges(), name="okr-raw-kafka-reader")) as read:
+    with overlapped(parsed_ranges(), name="okr-raw-kafka-reader") as read:
         for label, rows in read:
             result = warehouse.land_raw(rows, run_id=run_id)
             if tally.check:

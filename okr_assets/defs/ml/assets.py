@@ -10,7 +10,6 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import closing
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -64,7 +63,7 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     from okr_assets.lib.features import CHECKIN_COLUMNS, LABEL_COLUMNS, build_features
     from okr_assets.lib.memory import free_cycles, older_objects_frozen
     from okr_assets.lib.modeling import MIN_TRAINING_CYCLES
-    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.pipelining import overlapped
     from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
@@ -101,8 +100,7 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
     # and, here, writing and committing.
     with warehouse.held_open(), older_objects_frozen():
         for quarter, quarter_end in month_windows(start, end, months=3):
-            months = read_ahead(read(quarter, quarter_end), name="okr-features-reader")
-            with closing(months), closing(read_ahead(build(months), name="okr-features-builder")) as built:
+            with overlapped(read(quarter, quarter_end), build, name="okr-features") as built:
                 warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")], built)
     context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
     rows, closed = _table_summary(warehouse)

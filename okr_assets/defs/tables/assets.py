@@ -10,8 +10,8 @@ run: loading the code location (every run process does) must not import them.
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -179,7 +179,7 @@ def process_range(
     time and replaced a quarter per transaction: memory stays at a few months of pandas rows (one
     being read, one validated, one written) and one quarter of uncommitted warehouse rows, and a
     failure leaves every day either as it was or fully refreshed; the retry redoes the range."""
-    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.pipelining import overlapped
     from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
@@ -198,11 +198,6 @@ def process_range(
         # monthly commits took 5.8 s of a million-row run and quarterly ones 2.9 s (a month's
         # ~52,000 rows are under a DuckDB row group, so most likely each went through the
         # write-ahead log and a checkpoint; a quarter's fill whole row groups).
-        # Three stages overlap, each a month ahead of the next: reading okr_raw (the database,
-        # without the GIL), validating (pandas) and, here, writing and committing.
-        landed_months = read_ahead(_landed_months(warehouse, start, end), name="okr-processed-reader")
-        months = read_ahead(_validated_months(landed_months, tally), name="okr-processed-validator")
-
         def written(quarter: "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]",
                     ) -> "Iterator[list[pd.DataFrame]]":
             for lo, hi, rows, accepted, rejects in quarter:
@@ -210,9 +205,10 @@ def process_range(
                     context.log.info(f"okr_processed {_range_label(lo, hi)}: {rows} landed rows validated")
                 yield [accepted, rejects]
 
-        # Closed here in this order (not left to the garbage collector): an error raised in a
-        # stage keeps the stage's frame, and so the stage before it, alive in its traceback.
-        with closing(landed_months), closing(months):
+        # Three stages overlap, each a month ahead of the next: reading okr_raw (the database,
+        # without the GIL), validating (pandas) and, here, writing and committing.
+        with overlapped(_landed_months(warehouse, start, end), partial(_validated_months, tally=tally),
+                        name="okr-processed") as months:
             for lo, hi in month_windows(start, end, months=3):  # a quarter: its months, in order
                 quarter = islice(months, len(month_windows(lo, hi)))
                 warehouse.replace_ranges_from(lo, hi, TARGETS, written(quarter))
@@ -296,7 +292,7 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     Partitioned by the calendar quarter in which the cycle starts.
     """
     from okr_assets.lib.curation import curate
-    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.pipelining import overlapped
     from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
@@ -325,9 +321,7 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
             yield [curated]
 
     # Reading, curating and writing overlap, a month apart (as in process_range).
-    months = read_ahead(read(), name="okr-curated-reader")
-    with older_objects_frozen(), closing(months), \
-            closing(read_ahead(curated_months(months), name="okr-curated-builder")) as built:
+    with older_objects_frozen(), overlapped(read(), curated_months, name="okr-curated") as built:
         warehouse.replace_ranges_from(start, end, [("okr_curated", "cycle_quarter")], built)
     reached = totals["reached"] / totals["closed"] if totals["closed"] else float("nan")
     context.log.info(

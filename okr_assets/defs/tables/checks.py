@@ -11,7 +11,6 @@ Each table is checked against its model in ``okr_assets.lib.schemas.TABLE_MODELS
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import closing
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -53,7 +52,7 @@ def check_table(
     time, so a backfill over years is checked in bounded memory; the model's unique columns are
     then checked across the whole range in SQL. The first failing quarter is reported."""
     from okr_assets.lib.memory import free_cycles, older_objects_frozen
-    from okr_assets.lib.pipelining import read_ahead
+    from okr_assets.lib.pipelining import overlapped
     from okr_assets.lib.routing import month_windows
     from okr_assets.lib.schemas import TABLE_MODELS
 
@@ -77,7 +76,7 @@ def check_table(
 
     checked = 0
     # The next quarter is read (the database, without the GIL) while this one is validated.
-    with older_objects_frozen(), closing(read_ahead(quarters(), name=f"{table}-check-reader")) as read:
+    with older_objects_frozen(), overlapped(quarters(), name=f"{table}-check-reader") as read:
         for lo, hi, frame in read:
             if frame.empty and (checked or hi < end):
                 continue

@@ -36,6 +36,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+class WarehouseUnavailableError(ConnectionError):
+    """The warehouse could not be read in the time a sensor tick allows (locked or down)."""
+
+
+class _NoLedgerYet(Exception):
+    """A landing-ledger table does not exist yet: nothing has landed."""
+
+
 @dataclass(frozen=True)
 class LandResult:
     inserted: int
@@ -88,11 +96,51 @@ TABLES: dict[str, Table] = {
     # Operational tables (alerts) live apart from the data layers.
     "okr_alerts": Table("okr_alerts", "okr_ops", key=("alert_id",), indexes=("raised_at",)),
 }
-LANDED_FILES = Table("landed_files", "okr_raw", key=("sha256",))
+# The landing ledger: what has landed, written in the transaction that lands the rows, so it is
+# exactly as true as okr_raw itself. The sensors compare the sources with it on every tick.
+# landed_files: one row per file version read (name, size, mtime) and its content hash; a
+# version whose bytes landed before (under any name) is recorded with rows = 0.
+LANDED_FILES = Table("landed_files", "okr_raw", key=("file_name", "file_size", "file_mtime_ns", "sha256"),
+                     indexes=("sha256",))
 LANDED_FILES_COLUMNS: list[tuple[str, str]] = [
-    ("sha256", "TEXT"), ("file_name", "TEXT"), ("rows", "BIGINT"),
-    ("landed_at", "TIMESTAMPTZ"), ("run_id", "TEXT"),
+    ("sha256", "TEXT"), ("file_name", "TEXT"), ("file_size", "BIGINT"), ("file_mtime_ns", "BIGINT"),
+    ("rows", "BIGINT"), ("unreadable", "BOOLEAN"), ("landed_at", "TIMESTAMPTZ"), ("run_id", "TEXT"),
 ]
+# landed_offsets: one row per Kafka offset range landed (or recorded as lost), offsets start..end-1.
+LANDED_OFFSETS = Table("landed_offsets", "okr_raw",
+                       key=("topic", "epoch", "kafka_partition", "start_offset", "end_offset"),
+                       indexes=("end_offset",))
+LANDED_OFFSETS_COLUMNS: list[tuple[str, str]] = [
+    ("topic", "TEXT"), ("epoch", "BIGINT"), ("kafka_partition", "BIGINT"), ("start_offset", "BIGINT"),
+    ("end_offset", "BIGINT"), ("messages", "BIGINT"), ("lost", "BOOLEAN"), ("landed_at", "TIMESTAMPTZ"),
+    ("run_id", "TEXT"),
+]
+LEDGER_COLUMNS = {LANDED_FILES.name: LANDED_FILES_COLUMNS, LANDED_OFFSETS.name: LANDED_OFFSETS_COLUMNS}
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """A landing file as it was read: its name, content hash and the stat of the bytes read."""
+
+    sha256: str
+    name: str
+    size: int
+    mtime_ns: int
+    unreadable: bool = False
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    """Offsets ``start`` .. ``end - 1`` of one topic partition (incarnation ``epoch``) that a
+    landing run read (``lost=False``) or found deleted by the broker (``lost=True``)."""
+
+    topic: str
+    epoch: int
+    partition: int
+    start: int
+    end: int
+    messages: int = 0
+    lost: bool = False
 
 
 class WarehouseResource(ConfigurableResource):
@@ -111,11 +159,16 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def backend(self) -> Backend:
+        return self.backend_waiting(self.lock_timeout_seconds)
+
+    def backend_waiting(self, wait_seconds: float) -> Backend:
+        """The engine, waiting at most about ``wait_seconds`` for the embedded file's lock or a
+        server connection (a run waits minutes; a sensor tick a second)."""
         scheme = self.url.split("://", 1)[0].lower()
         if scheme == "duckdb":
-            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), self.lock_timeout_seconds)
+            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), wait_seconds)
         if scheme in {"postgresql", "postgres", "postgresql+psycopg2"}:
-            return PostgresBackend(self.url)
+            return PostgresBackend(self.url, connect_timeout_seconds=max(1, min(10, round(wait_seconds))))
         raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: "
                          "use duckdb:///<path> or postgresql://user:password@host:port/database")
 
@@ -155,12 +208,15 @@ class WarehouseResource(ConfigurableResource):
     # -- schema --------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create schemas, tables and indexes if missing (idempotent)."""
+        """Create schemas, tables and indexes if missing (idempotent); migrate a ``landed_files``
+        table of the content-hash-only shape to the file-version ledger."""
         backend = self.backend
         with backend.connect() as con:
-            for table in (*TABLES.values(), LANDED_FILES):
+            for table in (*TABLES.values(), LANDED_FILES, LANDED_OFFSETS):
                 backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
-                columns = LANDED_FILES_COLUMNS if table is LANDED_FILES else _sql_columns(table.name)
+                if table is LANDED_FILES:
+                    _migrate_landed_files(backend, con)
+                columns = LEDGER_COLUMNS.get(table.name) or _sql_columns(table.name)
                 ddl = ", ".join(f"{quote(c)} {t}" for c, t in columns)
                 if table.key:
                     ddl += f", PRIMARY KEY ({', '.join(quote(k) for k in table.key)})"
@@ -227,29 +283,105 @@ class WarehouseResource(ConfigurableResource):
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) AS n FROM {_table(table).qualified}").iloc[0, 0])
 
-    def file_landed(self, sha256: str) -> bool:
-        found = self.query(f"SELECT 1 AS hit FROM {LANDED_FILES.qualified} WHERE sha256 = ?", [sha256])
-        return len(found) > 0
+    def landed_file_digests(self, digests: Sequence[str]) -> dict[str, bool]:
+        """The file hashes among ``digests`` whose bytes already landed, each with whether that
+        file was unreadable (one query for a whole batch)."""
+        if not digests:
+            return {}
+        import pandas as pd
+
+        backend = self.backend
+        with self.transaction() as con:  # PostgreSQL drops the staged table at commit
+            backend.stage(con, "okr_digests", pd.DataFrame({"sha256": list(digests)}), [("sha256", "TEXT")])
+            found = backend.fetch(con, "SELECT sha256, bool_or(unreadable) AS unreadable FROM "
+                                       f"{LANDED_FILES.qualified} WHERE sha256 IN (SELECT sha256 FROM okr_digests) "
+                                       "GROUP BY 1")
+            backend.unstage(con, "okr_digests")
+        return {str(sha): bool(bad) for sha, bad in zip(found["sha256"], found["unreadable"], strict=True)}
+
+    # -- the landing ledger, as the sensors read it: quickly, or not at all -------------------------
+
+    def landed_file_versions(self, names: Sequence[str], wait_seconds: float = 1.0) -> dict[str, dict[str, bool]]:
+        """For each of ``names``: the versions (``"mtime_ns:size"``) recorded as read, each with
+        whether the file was unreadable. Raises ``WarehouseUnavailableError`` when the warehouse
+        cannot be read within about ``wait_seconds`` (a sensor tick must stay short)."""
+        if not names:
+            return {}
+        import pandas as pd
+
+        versions: dict[str, dict[str, bool]] = {}
+        try:
+            with self._quick(wait_seconds) as (backend, con):
+                backend.execute(con, "BEGIN")
+                backend.stage(con, "okr_names", pd.DataFrame({"file_name": list(names)}), [("file_name", "TEXT")])
+                found = backend.fetch(con, f"SELECT file_name, file_mtime_ns, file_size, bool_or(unreadable) AS bad "
+                                           f"FROM {LANDED_FILES.qualified} WHERE file_name IN "
+                                           "(SELECT file_name FROM okr_names) GROUP BY 1, 2, 3")
+                backend.execute(con, "ROLLBACK")
+        except _NoLedgerYet:
+            return {}
+        for name, mtime, size, bad in zip(found["file_name"], found["file_mtime_ns"], found["file_size"],
+                                          found["bad"], strict=True):
+            versions.setdefault(str(name), {})[f"{int(mtime)}:{int(size)}"] = bool(bad)
+        return versions
+
+    def landed_offset_ranges(self, topic: str, epoch: int, after: dict[int, int],
+                             wait_seconds: float = 1.0) -> dict[int, list[tuple[int, int]]]:
+        """Offset ranges of ``topic`` (incarnation ``epoch``) recorded as landed or lost, per
+        partition, that end after ``after[partition]`` (everything below is known to be landed).
+        Raises ``WarehouseUnavailableError`` like ``landed_file_versions``."""
+        if not after:
+            return {}
+        t = LANDED_OFFSETS.qualified
+        ranges: dict[int, list[tuple[int, int]]] = {p: [] for p in after}
+        try:
+            with self._quick(wait_seconds) as (backend, con):
+                found = backend.fetch(con, f"SELECT kafka_partition, start_offset, end_offset FROM {t} "
+                                           "WHERE topic = ? AND epoch = ? AND end_offset > ? ORDER BY 1, 2",
+                                      [topic, epoch, min(after.values())])
+        except _NoLedgerYet:
+            return ranges
+        for p, lo, hi in zip(found["kafka_partition"], found["start_offset"], found["end_offset"], strict=True):
+            if int(p) in ranges and int(hi) > after[int(p)]:
+                ranges[int(p)].append((int(lo), int(hi)))
+        return ranges
+
+    @contextmanager
+    def _quick(self, wait_seconds: float) -> Iterator[tuple[Backend, Any]]:
+        """A connection for a short read: gives up after about ``wait_seconds`` when the embedded
+        file is locked by a run or the server is down, instead of the run-sized waits. A ledger
+        table that does not exist yet (a fresh warehouse) raises ``_NoLedgerYet``."""
+        backend = self.backend_waiting(wait_seconds)
+        try:
+            with backend.connect() as con:
+                yield backend, con
+        except _NoLedgerYet:
+            raise
+        except Exception as exc:
+            if backend.missing_table(exc):
+                raise _NoLedgerYet from exc
+            raise WarehouseUnavailableError(f"the warehouse cannot be read right now: {exc}") from exc
 
     # -- writes --------------------------------------------------------------------------------
 
-    def land_raw(self, rows: pd.DataFrame, file_sha256: str | None = None, file_name: str | None = None,
-                 run_id: str = "", files: Sequence[tuple[str, str]] = ()) -> LandResult:
-        """Append rows to okr_raw, skipping any whose ``source_key`` already landed.
+    def land_raw(self, rows: pd.DataFrame, run_id: str = "", files: Sequence[FileVersion] = (),
+                 offsets: Sequence[OffsetRange] = (), audit: Callable[[LandResult], None] | None = None,
+                 ) -> LandResult:
+        """Append rows to okr_raw, skipping any whose ``source_key`` already landed, and record
+        the ``files`` and Kafka ``offsets`` they come from in the landing ledger, in one
+        transaction: the ledger says a file version or an offset landed exactly when its rows did.
 
         ``raw_id`` is assigned in row order after the current maximum, inside the write
         transaction (which holds the table's write lock), so it orders versions of a check-in by
-        ingestion even when two landing runs commit at the same time. ``files`` (sha256, name)
-        are the files the rows come from (source keys ``file:<sha256>:<line>``), recorded as
-        landed in the same transaction; several files land in one transaction.
+        ingestion even when two landing runs commit at the same time. ``audit`` is called with
+        the result before the commit; if it raises, nothing of this call is kept (write, audit,
+        then publish).
 
         Only the new ``raw_id`` values come back from the database; the partitions touched and
         the rows per file are counted by the database over the new rows (``raw_id > before``).
         """
         import numpy as np
-        import pandas as pd
 
-        files = [*files, *([(file_sha256, file_name or "")] if file_sha256 else [])]
         t = TABLES["okr_raw"]
         types = [(c, sql) for c, sql in _sql_columns("okr_raw") if c != "raw_id"]
         cols = [c for c, _ in types]
@@ -280,32 +412,22 @@ class WarehouseResource(ConfigurableResource):
                     con, f"SELECT split_part(source_key, ':', 2) AS sha256, count(*) AS n FROM {t.qualified} "
                          "WHERE raw_id > ? GROUP BY 1", [before])
                 by_file = {str(k): int(n) for k, n in zip(counted["sha256"], counted["n"], strict=True)}
-                landed = pd.DataFrame({"sha256": [sha for sha, _ in files], "file_name": [name for _, name in files],
-                                       "rows": [by_file.get(sha, 0) for sha, _ in files], "run_id": run_id})
-                backend.stage(con, "okr_files", landed,
-                              [("sha256", "TEXT"), ("file_name", "TEXT"), ("rows", "BIGINT"), ("run_id", "TEXT")])
-                backend.execute(con, f"INSERT INTO {LANDED_FILES.qualified} SELECT sha256, file_name, "
-                                     f"{quote('rows')}, now(), run_id FROM okr_files ON CONFLICT DO NOTHING")
-                backend.unstage(con, "okr_files")
-        raw_ids = np.sort(np.asarray(returned["raw_id"], dtype=np.int64))
-        return LandResult(inserted=len(raw_ids),
-                          touched_partitions={_day(d) for d in touched["partition_date"].dropna()},
-                          inserted_by_file={sha: by_file.get(sha, 0) for sha, _ in files},
-                          positions=raw_ids - before - 1, raw_ids=raw_ids)
+            _record_ledger(backend, con, files, offsets, by_file, run_id)
+            raw_ids = np.sort(np.asarray(returned["raw_id"], dtype=np.int64))
+            result = LandResult(inserted=len(raw_ids),
+                                touched_partitions={_day(d) for d in touched["partition_date"].dropna()},
+                                inserted_by_file={f.sha256: by_file.get(f.sha256, 0) for f in files},
+                                positions=raw_ids - before - 1, raw_ids=raw_ids)
+            if audit is not None:
+                audit(result)
+        return result
 
-    def landed_digests(self, digests: Sequence[str]) -> set[str]:
-        """The file hashes among ``digests`` that already landed (one query for a whole batch)."""
-        if not digests:
-            return set()
-        import pandas as pd
-
-        backend = self.backend
-        with self.transaction() as con:  # PostgreSQL drops the staged table at commit
-            backend.stage(con, "okr_digests", pd.DataFrame({"sha256": list(digests)}), [("sha256", "TEXT")])
-            found = backend.fetch(con, f"SELECT sha256 FROM {LANDED_FILES.qualified} "
-                                       "WHERE sha256 IN (SELECT sha256 FROM okr_digests)")
-            backend.unstage(con, "okr_digests")
-        return set(found["sha256"].tolist())
+    def record_file_versions(self, files: Sequence[FileVersion], run_id: str) -> None:
+        """Record file versions whose bytes had landed before (under this or another name): the
+        ledger then says this version was read, so the landing sensor does not ask for it again."""
+        if files:
+            with self.transaction() as con:
+                _record_ledger(self.backend, con, files, (), {}, run_id)
 
     def append(self, table: str, frame: pd.DataFrame) -> None:
         with self.transaction() as con:
@@ -328,9 +450,13 @@ class WarehouseResource(ConfigurableResource):
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Replace every row of an unpartitioned table, in one transaction."""
         backend = self.backend
+        qualified = _table(table).qualified
         with self.transaction() as con:
-            backend.execute(con, f"DELETE FROM {_table(table).qualified}")
-            backend.load(con, _table(table).qualified, self.columns(table), frame)
+            # Writers of the table take turns (readers do not wait): two replacements at once would
+            # each delete only the rows committed before them, and both loads would stay.
+            backend.lock_exclusive_writes(con, qualified)
+            backend.execute(con, f"DELETE FROM {qualified}")
+            backend.load(con, qualified, self.columns(table), frame)
 
     def replace_ranges(self, start: dt.date, end: dt.date,
                        tables: Sequence[tuple[str, str, pd.DataFrame]]) -> None:
@@ -347,12 +473,69 @@ class WarehouseResource(ConfigurableResource):
         resolved = [(_table(table), self.columns(table), _column(_table(table), column))
                     for table, column in targets]
         with self.transaction() as con:
+            for t, _, _ in resolved:  # writers of a table take turns, as in replace_table
+                backend.lock_exclusive_writes(con, t.qualified)
             for t, _, col in resolved:
                 backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
             for frames in chunks:
                 for (t, columns, _), frame in zip(resolved, frames, strict=True):
                     if len(frame):
                         backend.load(con, t.qualified, columns, frame)
+
+
+def _record_ledger(backend: Backend, con: Any, files: Sequence[FileVersion], offsets: Sequence[OffsetRange],
+                   rows_by_file: dict[str, int], run_id: str) -> None:
+    """Insert the landing-ledger rows of one landing transaction (a re-landed version or range
+    adds nothing: the ledger's keys and ``ON CONFLICT DO NOTHING``)."""
+    import pandas as pd
+
+    for table, columns, frame in (
+        (LANDED_FILES, LANDED_FILES_COLUMNS, pd.DataFrame({
+            "sha256": [f.sha256 for f in files], "file_name": [f.name for f in files],
+            "file_size": [f.size for f in files], "file_mtime_ns": [f.mtime_ns for f in files],
+            "rows": [rows_by_file.get(f.sha256, 0) for f in files], "unreadable": [f.unreadable for f in files]})),
+        (LANDED_OFFSETS, LANDED_OFFSETS_COLUMNS, pd.DataFrame({
+            "topic": [o.topic for o in offsets], "epoch": [o.epoch for o in offsets],
+            "kafka_partition": [o.partition for o in offsets], "start_offset": [o.start for o in offsets],
+            "end_offset": [o.end for o in offsets], "messages": [o.messages for o in offsets],
+            "lost": [o.lost for o in offsets]})),
+    ):
+        if frame.empty:
+            continue
+        staged = [(c, t) for c, t in columns if c in frame.columns]
+        names = ", ".join(quote(c) for c, _ in staged)
+        backend.stage(con, "okr_ledger", frame, staged)
+        backend.execute(con, f"INSERT INTO {table.qualified} ({names}, landed_at, run_id) "
+                             f"SELECT {names}, now(), ? FROM okr_ledger ON CONFLICT DO NOTHING", [run_id])
+        backend.unstage(con, "okr_ledger")
+
+
+def _migrate_landed_files(backend: Backend, con: Any) -> None:
+    """Warehouses created before the file-version ledger have ``landed_files(sha256, file_name,
+    rows, landed_at, run_id)`` keyed by hash alone; move its rows into the ledger's shape (their
+    size and mtime unknown: -1), in one transaction."""
+    found = backend.fetch(con, "SELECT column_name FROM information_schema.columns "
+                               "WHERE table_schema = ? AND table_name = ?", [LANDED_FILES.schema, LANDED_FILES.name])
+    names = set(found["column_name"].astype(str))
+    if not names or "file_size" in names:
+        return
+    new = f"{quote(LANDED_FILES.schema)}.{quote('landed_files_versions')}"
+    ddl = ", ".join(f"{quote(c)} {t}" for c, t in LANDED_FILES_COLUMNS)
+    key = ", ".join(quote(k) for k in LANDED_FILES.key or ())
+    backend.execute(con, "BEGIN")
+    try:
+        # Built under another name and renamed: the old table's key index keeps its name until
+        # the old table is dropped.
+        backend.execute(con, f"CREATE TABLE {new} ({ddl}, PRIMARY KEY ({key}))")
+        backend.execute(con, f"INSERT INTO {new} SELECT sha256, file_name, -1, -1, {quote('rows')}, false, "
+                             f"landed_at, run_id FROM {LANDED_FILES.qualified}")
+        backend.execute(con, f"DROP TABLE {LANDED_FILES.qualified}")
+        backend.execute(con, f"ALTER TABLE {new} RENAME TO {quote(LANDED_FILES.name)}")
+        backend.execute(con, "COMMIT")
+    except BaseException:
+        with suppress(Exception):
+            backend.execute(con, "ROLLBACK")
+        raise
 
 
 def _table(name: str) -> Table:

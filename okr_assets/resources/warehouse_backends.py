@@ -41,6 +41,7 @@ class Backend(Protocol):
     def unstage(self, con: Any, name: str) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
+    def missing_table(self, exc: BaseException) -> bool: ...
     def held_open(self) -> contextlib.AbstractContextManager[None]: ...
     def exclusive(self, name: str, on_wait: Callable[[str], None]) -> contextlib.AbstractContextManager[None]: ...
 
@@ -135,6 +136,11 @@ class DuckDBBackend:
 
     def lost_connection(self, exc: BaseException) -> str | None:
         return None  # an embedded file has no connection to lose
+
+    def missing_table(self, exc: BaseException) -> bool:
+        import duckdb
+
+        return isinstance(exc, duckdb.CatalogException) and "does not exist" in str(exc)
 
     @contextlib.contextmanager
     def held_open(self) -> Iterator[None]:
@@ -337,6 +343,10 @@ class PostgresBackend:
             return (f"lost the connection to the warehouse at {self.display} during a transaction "
                     f"({reason}); it was rolled back, nothing was written, and the run can be retried")
         return None
+
+    def missing_table(self, exc: BaseException) -> bool:
+        # 42P01 undefined_table, 3F000 invalid_schema_name
+        return getattr(exc, "pgcode", None) in {"42P01", "3F000"}
 
     @contextlib.contextmanager
     def held_open(self) -> Iterator[None]:

@@ -129,6 +129,7 @@ DEFAULT_TARGET_SCORE: Final[float] = 0.7
 
 class RejectReason(StrEnum):
     UNREADABLE_FILE = "unreadable_file"
+    LOST_BEFORE_LANDING = "lost_before_landing"
     MESSAGE_TOO_LARGE = "message_too_large"
     MESSAGE_NOT_UTF8 = "message_not_utf8"
     MESSAGE_NOT_JSON = "message_not_json"
@@ -154,6 +155,8 @@ class RejectReason(StrEnum):
 
 REJECT_REASON_DESCRIPTIONS: Final[dict[RejectReason, str]] = {
     RejectReason.UNREADABLE_FILE: "The whole file could not be read (encoding, header or format).",
+    RejectReason.LOST_BEFORE_LANDING: "Kafka offsets the broker no longer held when they were read (deleted by "
+                                      "retention, or lost by the broker): one row per lost range.",
     RejectReason.MESSAGE_TOO_LARGE: "The Kafka message is larger than the configured limit.",
     RejectReason.MESSAGE_NOT_UTF8: "The Kafka message is not UTF-8.",
     RejectReason.MESSAGE_NOT_JSON: "The Kafka message is not JSON.",

@@ -110,3 +110,31 @@ def rows_from_messages(
     rows["partition_date"] = route_partition_dates(rows["checkin_at"], ingested_at, first_partition)
     rows["run_id"] = _constant(run_id, len(rows))
     return rows
+
+
+def lost_range_rows(
+    topic: str, epoch: int, partition: int, lost: Sequence[tuple[int, int]], ingested_at: pd.Timestamp,
+    run_id: str,
+) -> pd.DataFrame:
+    """One okr_raw row per offset range (``start``, ``end`` exclusive) that the broker no longer
+    held when it was read, so the loss is rejected (``lost_before_landing``) and counted like
+    any other bad input instead of vanishing. Its key can never equal a message's key."""
+    rows = []
+    for start, end in lost:
+        row: dict[str, object] = dict.fromkeys(CHECKIN_COLUMNS)
+        row.update(
+            source="kafka",
+            source_ref=f"{topic}/{partition}/{start}-{end - 1}",
+            source_key=f"kafka-lost:{topic}:{epoch}:{partition}:{start}-{end - 1}",
+            ingested_at=ingested_at,
+            partition_date=ingested_at.tz_convert(None).normalize(),
+            landing_error="lost_before_landing",
+            landing_error_message=f"{topic}/{partition}: offsets {start}..{end - 1} ({end - start} message(s)) "
+                                  "were no longer held by the broker when they were read (deleted by retention "
+                                  "or lost by the broker) and could not be landed",
+            raw_payload=None,
+            extra=None,
+            run_id=run_id,
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)

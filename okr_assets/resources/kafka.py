@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
 
 
-# An empty poll this long ends the read of a partition's last batch (3x the fetch wait).
-_TAIL_POLL_MS = 300
+# How long a tick may spend confirming the last offset of each partition (reading its last
+# batch): the tick stays bounded however fast producers send.
+_TAIL_READ_SECONDS = 0.5
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -36,6 +37,31 @@ class Message:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    """What reading an exact offset range gave: its messages, and the sub-ranges
+    (``start``, ``end`` exclusive) the broker no longer held."""
+
+    messages: list[Message]
+    lost: list[tuple[int, int]]
+
+
+def unreadable_span(position: int, end: int, log_start: int, log_end: int) -> tuple[int, int] | None:
+    """The offsets from ``position`` on (up to ``end``) that a partition whose log holds
+    ``log_start`` .. ``log_end - 1`` can never return, or None while ``position`` is in the log.
+
+    Below the log start: deleted by retention, up to the log start. At or beyond the log end:
+    the broker lost its data (offsets it once reported are gone), up to ``end``.
+    """
+    if position >= end:
+        return None
+    if log_start > position:
+        return position, min(log_start, end)
+    if log_end <= position:
+        return position, end
+    return None
 
 
 class KafkaResource(ConfigurableResource):
@@ -80,8 +106,10 @@ class KafkaResource(ConfigurableResource):
         from kafka.errors import KafkaError
 
         try:
+            # auto_offset_reset="none": an offset the broker no longer holds raises instead of
+            # silently moving the read to another offset; nothing is read but what was asked for.
             consumer = KafkaConsumer(**self._common(), group_id=None, enable_auto_commit=False,
-                                     auto_offset_reset="earliest", fetch_max_wait_ms=100)
+                                     auto_offset_reset="none", fetch_max_wait_ms=100)
         except KafkaError as exc:
             raise BrokerUnavailableError(f"Kafka at {self.bootstrap_servers} unreachable: {exc}") from exc
         try:
@@ -130,7 +158,8 @@ class KafkaResource(ConfigurableResource):
 
         The end offset is confirmed by reading the last record batch: some brokers report a
         batch's base offset + 1 as the end while the batch holds more records, and landing must
-        not leave a batch's tail behind until the next message arrives.
+        not leave a batch's tail behind until the next message arrives. That read takes at most
+        ``_TAIL_READ_SECONDS``, whatever the producers do meanwhile.
         """
         from kafka import TopicPartition
         from kafka.errors import KafkaError
@@ -141,64 +170,106 @@ class KafkaResource(ConfigurableResource):
                 if not partitions:
                     return {}
                 tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-                ends = consumer.end_offsets(tps)
-                begins = consumer.beginning_offsets(tps)
-                last = self._last_offsets(consumer, {tp: ends[tp] - 1 for tp in tps if ends[tp] > begins[tp]})
-                return {tp.partition: (begins[tp], max(ends[tp], last.get(tp, -1) + 1)) for tp in tps}
+                return self._offsets(consumer, tps)
             except KafkaError as exc:
                 raise BrokerUnavailableError(f"Kafka at {self.bootstrap_servers}: {exc}") from exc
+
+    def _offsets(self, consumer: KafkaConsumer, tps: list[Any]) -> dict[int, tuple[int, int]]:
+        ends = consumer.end_offsets(tps)
+        begins = consumer.beginning_offsets(tps)
+        last = self._last_offsets(consumer, {tp: ends[tp] - 1 for tp in tps if ends[tp] > begins[tp]})
+        return {tp.partition: (begins[tp], max(ends[tp], last.get(tp, -1) + 1)) for tp in tps}
 
     def _last_offsets(self, consumer: KafkaConsumer, starts: dict[Any, int]) -> dict[Any, int]:
         """The last offset of every given partition, reading from ``starts`` (the reported end - 1).
 
-        All partitions are read together, so the tick pays one final empty poll, not one per
-        partition (three partitions cost 3 s with a 1 s poll each). A fetch waits at most
-        ``fetch_max_wait_ms`` (100 ms) on the broker, so an empty poll of ``_TAIL_POLL_MS`` means
-        the batch holding ``start`` has been read to its end.
+        A fetch returns whole record batches, so the first records a partition returns from its
+        reported end - 1 include the rest of that batch: the partition is done then (paused),
+        without waiting for silence, which never comes under a steady stream. All partitions are
+        read together, within ``_TAIL_READ_SECONDS``; a partition that returns nothing in time
+        (its last offset a transaction marker, or deleted meanwhile) keeps its reported end.
         """
+        import time
+
+        from kafka.errors import OffsetOutOfRangeError
+
         if not starts:
             return {}
         consumer.assign(list(starts))
         for tp, start in starts.items():
             consumer.seek(tp, start)
         last = dict(starts)
-        while True:
-            polled = consumer.poll(timeout_ms=min(_TAIL_POLL_MS, self.timeout_ms // 3), max_records=100_000)
-            if not polled:
-                return last
+        waiting = set(starts)
+        deadline = time.monotonic() + _TAIL_READ_SECONDS
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            try:
+                polled = consumer.poll(timeout_ms=max(1, int(left * 1000)), max_records=100_000)
+            except OffsetOutOfRangeError:
+                break  # the tail was deleted meanwhile: the reported ends stand
             for tp, records in polled.items():
-                if records:
+                if records and tp in waiting:
                     last[tp] = max(last[tp], records[-1].offset)
+                    waiting.discard(tp)
+                    consumer.pause(tp)
+        return last
 
-    def read_range(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
-        """Messages with ``start <= offset < end`` of one partition (exactly that range)."""
+    def read_range(self, topic: str, partition: int, start: int, end: int) -> RangeRead:
+        """Messages with ``start <= offset < end`` of one partition (exactly that range), and the
+        parts of the range the broker no longer holds.
+
+        Nothing is ever read from an offset other than the one asked for: an offset the broker
+        deleted (retention) or lost is not skipped silently but returned in ``lost``, and the
+        read goes on from the broker's log start. A broker that is down or answers nothing
+        raises ``BrokerUnavailableError`` (the run fails and the range is landed on a retry).
+        """
+        import time
+
         from kafka import TopicPartition
-        from kafka.errors import KafkaError
+        from kafka.errors import KafkaError, OffsetOutOfRangeError
 
         tp = TopicPartition(topic, partition)
         out: list[Message] = []
+        lost: list[tuple[int, int]] = []
+        stalled_since: float | None = None
         with self.consumer() as consumer:
             try:
                 consumer.assign([tp])
                 consumer.seek(tp, start)
-                empty_polls = 0
                 # position() rather than the last offset seen: it also moves past offsets that
                 # hold no record (transaction markers, compacted-away records).
-                while consumer.position(tp) < end:
-                    records = consumer.poll(timeout_ms=1000, max_records=5000).get(tp, [])
-                    if not records:
-                        empty_polls += 1
-                        if empty_polls * 1000 > max(self.timeout_ms, 10_000):
-                            raise BrokerUnavailableError(
-                                f"{topic}/{partition}: offsets {consumer.position(tp)}..{end - 1} not readable "
-                                "(deleted by retention, or the broker is down); the range cannot be landed")
+                while (position := consumer.position(tp)) < end:
+                    try:
+                        records = consumer.poll(timeout_ms=1000, max_records=5000).get(tp, [])
+                    except OffsetOutOfRangeError:
+                        records = []  # the broker says the position is outside its log: see where it is
+                    if records:
+                        stalled_since = None
+                        out.extend(Message(r.partition, r.offset, r.key, r.value, r.timestamp)
+                                   for r in records if start <= r.offset < end)
                         continue
-                    empty_polls = 0
-                    out.extend(Message(r.partition, r.offset, r.key, r.value, r.timestamp)
-                               for r in records if start <= r.offset < end)
+                    gone = self._gone_from(tp, position, end)
+                    if gone is not None:
+                        lost.append(gone)
+                        if gone[1] >= end:
+                            break
+                        consumer.seek(tp, gone[1])
+                        continue
+                    stalled_since = stalled_since or time.monotonic()
+                    if time.monotonic() - stalled_since > max(self.timeout_ms / 1000, 10):
+                        raise BrokerUnavailableError(
+                            f"{topic}/{partition}: offsets {position}..{end - 1} not readable within "
+                            f"{max(self.timeout_ms / 1000, 10):.0f} s (the broker is down or not answering); "
+                            "the range is landed when the run is retried")
             except KafkaError as exc:
                 raise BrokerUnavailableError(f"Kafka at {self.bootstrap_servers}: {exc}") from exc
-        return out
+        return RangeRead(out, lost)
+
+    def _gone_from(self, tp: Any, position: int, end: int) -> tuple[int, int] | None:
+        """When a read stalls at ``position``: the offsets from there the broker can no longer
+        return (``unreadable_span`` of its current log), or None when they are just not here yet."""
+        with self.consumer() as probe:  # a consumer of its own: the reader keeps its assignment
+            log_start, log_end = self._offsets(probe, [tp])[tp.partition]
+        return unreadable_span(position, end, log_start, log_end)
 
     def publish_json(self, topic: str, key: str, payloads: list[dict[str, Any]]) -> None:
         """Send JSON messages and wait for every acknowledgement."""

@@ -5,11 +5,12 @@ landing: every process imports this module to load the code location, and must n
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field, field_validator, model_validator
@@ -19,12 +20,16 @@ from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
 from okr_assets.lib.memory import older_objects_frozen
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
+from okr_assets.resources.landing import FileRead, NotLandableError
+from okr_assets.resources.warehouse import FileVersion, LandResult, OffsetRange
 
 if TYPE_CHECKING:
     import pandas as pd
 
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_PARTITIONS = "okr/touched_partitions"
+# Materialization metadata: Kafka offset ranges the broker no longer held (okr_alert_sensor alerts).
+LOST_RANGES = "kafka_offsets_lost"
 # Run tag: the okr_processed partition this landing run refreshes itself after landing.
 REFRESHES_PARTITION = "okr/refreshes_partition"
 _KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
@@ -80,9 +85,16 @@ class _Tally:
     rows_seen: int = 0
     files_skipped: int = 0
     quarantined: int = 0
+    not_landable: int = 0
     malformed: int = 0
     touched: set[str] = field(default_factory=set)
     sources: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # "topic/partition/first-last" per lost offset range
+    messages_lost: int = 0
+
+
+class _AuditFailed(Exception):
+    """A landing batch broke okr_raw_schema: its transaction is rolled back, landing stops."""
 
 
 @asset(
@@ -90,7 +102,7 @@ class _Tally:
     group_name="ingestion",
     owners=OWNERS,
     kinds={WAREHOUSE_KIND, "csv", "kafka", "pandas"},
-    code_version="2",
+    code_version="3",
     tags={"layer": "raw"},
     metadata={"dagster/column_schema": column_schema("okr_raw"), "dagster/table_name": "okr_raw.okr_raw"},
     check_specs=[OKR_RAW_SCHEMA],
@@ -102,9 +114,13 @@ def okr_raw(
     """Every check-in exactly as landed (text) with lineage: file and line or topic/partition/offset.
 
     Append-only and idempotent: bytes of a file that already landed, and Kafka offsets that
-    already landed, add nothing. Files that cannot be read at all are moved to the quarantine
-    folder and recorded as one rejected row; bad messages land as rows that will be rejected.
-    The blocking check okr_raw_schema validates the rows inserted, batch by batch, as they land.
+    already landed, add nothing. Each landing transaction also records what it read in the
+    landing ledger (``okr_raw.landed_files``, ``okr_raw.landed_offsets``), which the sensors
+    compare with the sources. Files that cannot be read at all become one rejected row and are
+    moved to the quarantine folder once that row is committed; bad messages land as rows that
+    will be rejected, and Kafka offsets the broker no longer holds as one rejected row per range.
+    The blocking check okr_raw_schema validates each batch before its transaction commits: a
+    failing batch is rolled back.
     """
     import pandas as pd
 
@@ -112,7 +128,7 @@ def okr_raw(
     checked = OKR_RAW_SCHEMA.key in context.selected_asset_check_keys
     tally = _Tally(check=LandedRowsCheck(context.run.run_id) if checked else None)
     ingested_at = pd.Timestamp.now(tz="UTC")
-    with older_objects_frozen():
+    with older_objects_frozen(), suppress(_AuditFailed):
         if config.kafka_ranges:
             _land_kafka(context, config.kafka_ranges, warehouse, kafka, ingested_at, tally)
         if config.files or not config.kafka_ranges:
@@ -128,7 +144,10 @@ def okr_raw(
             "sources": MetadataValue.json(tally.sources),
             "files_skipped_already_landed": tally.files_skipped,
             "files_quarantined": tally.quarantined,
+            "files_not_landable": tally.not_landable,
             "malformed_rows": tally.malformed,
+            LOST_RANGES: MetadataValue.json(tally.lost),
+            "messages_lost": tally.messages_lost,
             TOUCHED_PARTITIONS: MetadataValue.json(ordered),
             "touched_partition_range": f"{ordered[0]} .. {ordered[-1]}" if ordered else "none",
         },
@@ -136,21 +155,36 @@ def okr_raw(
     )
 
 
+def _audit(tally: _Tally, rows: "pd.DataFrame") -> "Callable[[LandResult], None]":
+    """The check of one landing batch, run inside its transaction before the commit."""
+
+    def audit(result: LandResult) -> None:
+        if tally.check is not None:
+            tally.check.add(result.inserted_rows(rows))
+            if tally.check.failed:
+                raise _AuditFailed
+    return audit
+
+
 # Files are landed together, up to this many rows per transaction: one connection, one lookup of
-# older versions and one commit per batch instead of per file (84 files of 100k rows: 22 s -> see
-# README Performance), while a batch still bounds the memory of a run.
+# older versions and one commit per batch instead of per file, while a batch still bounds the
+# memory of a run. Files are read ahead up to _LOOKUP_BYTES for one query of landed hashes.
 _LAND_BATCH_ROWS = 100_000
+_LOOKUP_BYTES = 64 << 20
+_LOOKUP_FILES = 200
 
 
 @dataclass
 class _FileBatch:
     """Files read and parsed for one landing transaction, as okr_raw rows."""
 
-    files: list[tuple[str, str, int]]  # (name, sha256, rows read)
-    rows: "pd.DataFrame"
+    files: list[FileVersion] = field(default_factory=list)  # versions whose rows are in ``rows``
+    rows: "pd.DataFrame | None" = None
+    row_counts: dict[str, int] = field(default_factory=dict)  # rows read per sha256
     malformed: int = 0
-    quarantined: list[str] = field(default_factory=list)  # log lines for files moved to quarantine
-    skipped: list[str] = field(default_factory=list)  # files whose bytes already landed
+    unreadable: list[tuple[FileVersion, str]] = field(default_factory=list)  # quarantined after the commit
+    already: list[FileVersion] = field(default_factory=list)  # bytes landed before: recorded as read
+    notes: list[str] = field(default_factory=list)  # entries that could not be read (warnings)
 
 
 def _land_files(
@@ -160,104 +194,148 @@ def _land_files(
     """Land the files in batches of about ``_LAND_BATCH_ROWS`` rows, one transaction each. The
     next batch is read, parsed and turned into rows in a background thread while this one is
     written and checked: parsing holds the GIL, the database write mostly does not."""
-    from okr_assets.lib.landing import sha256_of
     from okr_assets.lib.pipelining import overlapped
 
-    present: list[tuple[str, Path, str]] = []
-    for name in names:
-        path = landing.landing / Path(name).name
-        if not path.is_file():
-            context.log.warning(f"{name}: no longer in {landing.landing}; nothing to land")
-            continue
-        present.append((name, path, sha256_of(path.read_bytes())))
-    landed = warehouse.landed_digests(sorted({digest for _, _, digest in present}))
+    run_id = context.run.run_id
     skipped: list[str] = []
-    batches = _file_batches(present, landed, landing, ingested_at, context.run.run_id)
-    with overlapped(batches, name="okr-raw-reader") as read:
+    with overlapped(_file_batches(names, warehouse, landing, ingested_at, run_id), name="okr-raw-reader") as read:
         for batch in read:
-            for line in batch.quarantined:
-                context.log.error(line)
+            for line in batch.notes:
+                context.log.warning(line)
+            tally.not_landable += len(batch.notes)
             tally.malformed += batch.malformed
-            tally.quarantined += len(batch.quarantined)
-            tally.files_skipped += len(batch.skipped)
-            skipped += batch.skipped
             if batch.files:
                 _land_file_batch(context, batch, warehouse, tally)
+            if batch.already:
+                warehouse.record_file_versions(batch.already, run_id)
+                tally.files_skipped += len(batch.already)
+                skipped += [f"{f.name} (sha256 {f.sha256[:12]})" for f in batch.already]
+            # Only now, with the unreadable_file row committed, may an unreadable file leave the
+            # folder; one recorded before (a run that died before moving it) goes now too.
+            for version, error in batch.unreadable:
+                target = landing.move_to_quarantine(version.name, error, f"{version.mtime_ns}:{version.size}")
+                if target is None:
+                    context.log.warning(f"{version.name}: unreadable ({error}), but it changed or vanished "
+                                        "before it could be quarantined; a new version lands on its own")
+                else:
+                    tally.quarantined += 1
+                    context.log.error(f"{version.name}: cannot be read ({error}); recorded as one "
+                                      f"unreadable_file reject and moved to {target}")
     if skipped:
         context.log.info(f"{len(skipped)} file(s) skipped, their bytes already landed: {', '.join(skipped)}")
 
 
 def _file_batches(
-    present: list[tuple[str, Path, str]], landed: set[str], landing: LandingFolderResource,
+    names: list[str], warehouse: WarehouseResource, landing: LandingFolderResource,
     ingested_at: "pd.Timestamp", run_id: str,
 ) -> Iterator[_FileBatch]:
-    """Read and parse the files not landed yet into batches of rows. No Dagster calls: this runs
-    in a background thread, and a batch carries its log lines to the caller. A file that cannot
-    be read is moved to quarantine and becomes one row, in its place among the others."""
+    """Read each file once, hash the bytes read and parse the same bytes; group the files not
+    landed yet into batches of rows. No Dagster calls: this runs in a background thread, and a
+    batch carries its log lines to the caller. A file that cannot be parsed becomes one row,
+    in its place among the others."""
     import pandas as pd
 
     from okr_assets.lib.csv_reader import ParsedCsv, UnreadableFileError, read_checkin_csv
-    from okr_assets.lib.landing import rows_from_files, unreadable_file_row
+    from okr_assets.lib.landing import rows_from_files, sha256_of, unreadable_file_row
 
-    def batch_of(items: list[tuple[str, str, Any]], batch: _FileBatch) -> _FileBatch:
-        # Consecutive readable files become rows together (one routing pass); the parsed files
-        # are dropped once they are rows, so a batch waiting to be written holds only its rows.
+    def reads() -> "Iterator[list[tuple[str, FileRead, str]]]":
+        # A few files at a time, so one query tells which of their hashes already landed.
+        chunk: list[tuple[str, FileRead, str]] = []
+        size = 0
+        for name in names:
+            try:
+                read = landing.read(name)
+            except FileNotFoundError:
+                notes.append(f"{name}: no longer in {landing.landing}; nothing to land")
+                continue
+            except NotLandableError as exc:
+                notes.append(f"{exc}: skipped")
+                continue
+            chunk.append((name, read, sha256_of(read.data)))
+            size += read.size
+            if size >= _LOOKUP_BYTES or len(chunk) >= _LOOKUP_FILES:
+                yield chunk
+                chunk, size = [], 0
+        if chunk:
+            yield chunk
+
+    def batch_of(items: list[tuple[FileVersion, object]], batch: _FileBatch) -> _FileBatch:
+        # Consecutive readable files become rows together (one routing pass).
         frames: list[pd.DataFrame] = []
-        for readable, group in groupby(items, key=lambda item: isinstance(item[2], ParsedCsv)):
+        for readable, group in groupby(items, key=lambda item: isinstance(item[1], ParsedCsv)):
             files = list(group)
             if readable:
-                frames.append(rows_from_files([(parsed, name, digest) for name, digest, parsed in files],
+                frames.append(rows_from_files([(parsed, v.name, v.sha256) for v, parsed in files],
                                               ingested_at, FIRST_PARTITION, run_id))
             else:
-                frames.extend(row for _, _, row in files)
-        batch.files = [(name, digest, item.row_count if isinstance(item, ParsedCsv) else len(item))
-                       for name, digest, item in items]
+                frames.extend(row for _, row in files)
+        batch.files = [v for v, _ in items]
         if frames:
             batch.rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return batch
 
-    items: list[tuple[str, str, Any]] = []  # (name, sha256, ParsedCsv or the row of an unreadable file)
-    batch, batch_rows = _FileBatch([], pd.DataFrame()), 0
-    for name, path, digest in present:
-        if digest in landed:
-            batch.skipped.append(f"{name} (sha256 {digest[:12]})")
-            continue
-        landed.add(digest)  # the same bytes twice in one run land once
-        data = path.read_bytes()
-        try:
-            parsed = read_checkin_csv(data)
-            batch.malformed += parsed.malformed_rows
-            items.append((name, digest, parsed))
-            batch_rows += parsed.row_count
-        except UnreadableFileError as exc:
-            target = landing.move_to_quarantine(path, str(exc))
-            batch.quarantined.append(f"{name}: cannot be read ({exc}); moved to {target}")
-            items.append((name, digest, unreadable_file_row(name, digest, data, exc.code, str(exc),
-                                                            ingested_at, run_id)))
-            batch_rows += 1
-        del data
-        if batch_rows >= _LAND_BATCH_ROWS:
-            yield batch_of(items, batch)
-            items, batch, batch_rows = [], _FileBatch([], pd.DataFrame()), 0
-    if items or batch.skipped:
+    notes: list[str] = []
+    seen: dict[str, bool] = {}  # sha256 -> unreadable, of the bytes landed before or earlier in this run
+    items: list[tuple[FileVersion, object]] = []  # (version, ParsedCsv or the row of an unreadable file)
+    batch, batch_rows = _FileBatch(), 0
+    for chunk in reads():
+        seen.update(warehouse.landed_file_digests(sorted({d for _, _, d in chunk} - set(seen))))
+        for name, read, digest in chunk:
+            version = FileVersion(digest, name, read.size, read.mtime_ns)
+            if digest in seen:
+                batch.already.append(FileVersion(digest, name, read.size, read.mtime_ns, unreadable=seen[digest]))
+                if seen[digest]:
+                    batch.unreadable.append((batch.already[-1], _unreadable_reason(read.data)))
+                continue
+            try:
+                parsed = read_checkin_csv(read.data)
+                batch.malformed += parsed.malformed_rows
+                items.append((version, parsed))
+                batch.row_counts[digest] = parsed.row_count
+                batch_rows += parsed.row_count
+                seen[digest] = False
+            except UnreadableFileError as exc:
+                version = FileVersion(digest, name, read.size, read.mtime_ns, unreadable=True)
+                items.append((version, unreadable_file_row(name, digest, read.data, exc.code, str(exc),
+                                                           ingested_at, run_id)))
+                batch.unreadable.append((version, str(exc)))
+                batch.row_counts[digest] = 1
+                batch_rows += 1
+                seen[digest] = True
+            if batch_rows >= _LAND_BATCH_ROWS:
+                batch.notes, notes = notes, []
+                yield batch_of(items, batch)
+                items, batch, batch_rows = [], _FileBatch(), 0
+        del chunk
+    batch.notes = notes
+    if items or batch.already or batch.notes:
         yield batch_of(items, batch)
+
+
+def _unreadable_reason(data: bytes) -> str:
+    """Why bytes recorded as unreadable cannot be read (parsed again: the ledger keeps no text)."""
+    from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
+
+    try:
+        read_checkin_csv(data)
+    except UnreadableFileError as exc:
+        return str(exc)
+    return "recorded as unreadable when it landed"
 
 
 def _land_file_batch(context: AssetExecutionContext, batch: _FileBatch, warehouse: WarehouseResource,
                      tally: _Tally) -> None:
-    """Land a batch of files in one transaction and check the rows it inserted."""
+    """Land a batch of files in one transaction, checked before it commits."""
     rows = batch.rows
-    result = warehouse.land_raw(rows, run_id=context.run.run_id,
-                                files=[(digest, name) for name, digest, _ in batch.files])
+    result = warehouse.land_raw(rows, run_id=context.run.run_id, files=batch.files, audit=_audit(tally, rows))
     tally.rows_landed += result.inserted
     tally.rows_seen += len(rows)
     tally.touched |= result.touched_partitions
-    if tally.check:
-        tally.check.add(result.inserted_rows(rows))
     counts = []
-    for name, digest, total in batch.files:
-        tally.sources.append(name)
-        counts.append(f"{name}: {result.inserted_by_file.get(digest, 0)} of {total}")
+    for version in batch.files:
+        tally.sources.append(version.name)
+        counts.append(f"{version.name}: {result.inserted_by_file.get(version.sha256, 0)} of "
+                      f"{batch.row_counts.get(version.sha256, 0)}")
     context.log.info(f"{len(batch.files)} file(s) landed in one transaction, rows landed of rows read: "
                      f"{'; '.join(counts)}. They touch {len(result.touched_partitions)} okr_processed partition(s)")
 
@@ -266,33 +344,52 @@ def _land_kafka(
     context: AssetExecutionContext, ranges: list[KafkaRange], warehouse: WarehouseResource,
     kafka: KafkaResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
-    """Land each offset range in its own transaction, in order. While a range is written and
-    checked here, the next one is read and parsed in a background thread (``overlapped``, as for
-    files): reading is most of the time (kafka-python checks each record batch's CRC32C in pure
-    Python), and the write mostly waits on the database. Ranges commit in order, and a failure
-    stops the ranges after it."""
-    from okr_assets.lib.landing import rows_from_messages
+    """Land each offset range in its own transaction, in order, with its entry in the landing
+    ledger. While a range is written and checked here, the next one is read and parsed in a
+    background thread (``overlapped``, as for files): reading is most of the time (kafka-python
+    checks each record batch's CRC32C in pure Python), and the write mostly waits on the
+    database. Ranges commit in order, and a failure stops the ranges after it. Offsets the
+    broker no longer holds become one ``lost_before_landing`` row and a lost entry in the ledger
+    each (accounted for: never asked for again), and an error in the log."""
+    import pandas as pd
+
+    from okr_assets.lib.landing import lost_range_rows, rows_from_messages
     from okr_assets.lib.pipelining import overlapped
+    from okr_assets.lib.ranges import uncovered
 
     run_id = context.run.run_id
 
-    def parsed_ranges() -> "Iterator[tuple[str, pd.DataFrame]]":
+    def parsed_ranges() -> "Iterator[tuple[KafkaRange, pd.DataFrame, list[OffsetRange], list[tuple[int, int]], int]]":
         for r in ranges:
-            messages = kafka.read_range(r.topic, r.partition, r.start, r.end)
-            rows = rows_from_messages([(m.partition, m.offset, m.value) for m in messages], r.topic, r.epoch,
+            read = kafka.read_range(r.topic, r.partition, r.start, r.end)
+            rows = rows_from_messages([(m.partition, m.offset, m.value) for m in read.messages], r.topic, r.epoch,
                                       ingested_at, FIRST_PARTITION, run_id, kafka.max_message_bytes)
-            del messages
-            yield f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}", rows
+            offsets = [m.offset for m in read.messages]
+            ledger = [OffsetRange(r.topic, r.epoch, r.partition, lo, hi, sum(lo <= o < hi for o in offsets))
+                      for lo, hi in uncovered(r.start, r.end, read.lost)]
+            lost, messages = read.lost, len(read.messages)
+            if lost:
+                rows = pd.concat([rows, lost_range_rows(r.topic, r.epoch, r.partition, lost, ingested_at, run_id)],
+                                 ignore_index=True)
+                ledger += [OffsetRange(r.topic, r.epoch, r.partition, lo, hi, lost=True) for lo, hi in lost]
+            del read, offsets
+            yield r, rows, ledger, lost, messages
 
     with overlapped(parsed_ranges(), name="okr-raw-kafka-reader") as read:
-        for label, rows in read:
-            result = warehouse.land_raw(rows, run_id=run_id)
-            if tally.check:
-                tally.check.add(result.inserted_rows(rows))
+        for r, rows, ledger, lost, messages in read:
+            label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
+            result = warehouse.land_raw(rows, run_id=run_id, offsets=ledger, audit=_audit(tally, rows))
             tally.rows_landed += result.inserted
             tally.rows_seen += len(rows)
             tally.touched |= result.touched_partitions
             tally.sources.append(label)
-            bad = int(rows["landing_error"].notna().sum())
-            context.log.info(f"{label}: read {len(rows)} message(s), landed {result.inserted} "
-                             f"({len(rows) - result.inserted} already landed, {bad} unparseable)")
+            for lo, hi in lost:
+                tally.lost.append(f"{r.topic}/{r.partition}/{lo}-{hi - 1}")
+                tally.messages_lost += hi - lo
+                context.log.error(f"{r.topic}/{r.partition}: offsets {lo}..{hi - 1} ({hi - lo} message(s)) were "
+                                  "no longer held by the broker (retention, or the broker lost them) and could not "
+                                  "be landed; recorded as one lost_before_landing reject")
+            bad = int(rows["landing_error"].notna().sum()) - len(lost)
+            context.log.info(f"{label}: read {messages} message(s), landed {result.inserted} row(s) "
+                             f"({len(rows) - result.inserted} already landed, {bad} unparseable"
+                             + (f", {sum(hi - lo for lo, hi in lost)} offset(s) lost" if lost else "") + ")")

@@ -58,6 +58,11 @@ class LandedRowsCheck:
         if not result.passed and self._failure is None:
             self._failure, self._failed_batch = result, self.batches
 
+    @property
+    def failed(self) -> bool:
+        """A batch broke the model (its transaction must not commit)."""
+        return self._failure is not None
+
     def result(self) -> AssetCheckResult:
         import numpy as np
         import pandas as pd
@@ -68,7 +73,8 @@ class LandedRowsCheck:
             failure = self._failure
             return AssetCheckResult(
                 check_name=OKR_RAW_SCHEMA.name, passed=False, severity=failure.severity,
-                description=f"{failure.description} (batch {self._failed_batch} of {self.batches})",
+                description=f"{failure.description} (batch {self._failed_batch} of {self.batches}; "
+                            "that batch was rolled back, none of its rows landed)",
                 metadata={**failure.metadata, "scope": self.scope, "rows_checked": self.rows_checked})
         repeated = {name: int(len(values) - len(pd.unique(values))) for name, values in
                     (("raw_id", np.concatenate(self._raw_ids) if self._raw_ids else np.array([])),

@@ -66,20 +66,23 @@ def bare_end_offsets(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def kafka_tick(bootstrap: str, topic: str, repeats: int, expected: int) -> tuple[list[float], list[float], int]:
+def kafka_tick(bootstrap: str, topic: str, repeats: int, expected: int,
+               warehouse_url: str) -> tuple[list[float], list[float], int]:
     from dagster import DagsterInstance, build_sensor_context
 
     from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
-    from okr_assets.resources import KafkaResource
+    from okr_assets.resources import KafkaResource, WarehouseResource
 
     kafka = KafkaResource(bootstrap_servers=bootstrap, ingest_topic=topic, updates_topic=f"{topic}_u")
+    warehouse = WarehouseResource(url=warehouse_url)  # the landing ledger the tick compares with
     ticks, bare, runs = [], [], 0
     with DagsterInstance.ephemeral() as instance:
         for _ in range(repeats):
             # (Tansu reports a batch's base offset + 1 as the end; the sensor confirms the true end)
             bare.append(timed(lambda: bare_end_offsets(bootstrap, topic))[0])
             seconds, result = timed(lambda: okr_kafka_sensor(
-                build_sensor_context(instance=instance, cursor=None, resources={"kafka": kafka})))
+                build_sensor_context(instance=instance, cursor=None,
+                                     resources={"kafka": kafka, "warehouse": warehouse})))
             ticks.append(seconds)
             planned = sum(int(r.tags["okr/kafka_messages"]) for r in result.run_requests)
             if planned != expected:
@@ -93,7 +96,7 @@ def landing_tick(folder: Path, files: int, repeats: int) -> tuple[list[float], l
 
     from okr_assets.defs.ingestion.sensors import okr_landing_sensor
     from okr_assets.lib.contract import CHECKIN_COLUMNS
-    from okr_assets.resources import LandingFolderResource
+    from okr_assets.resources import LandingFolderResource, WarehouseResource
 
     landing = folder / "landing"
     landing.mkdir()
@@ -104,6 +107,7 @@ def landing_tick(folder: Path, files: int, repeats: int) -> tuple[list[float], l
         path.write_text(header + ",".join(["x"] * len(CHECKIN_COLUMNS)) + "\n")
         os.utime(path, (old, old))
     resource = LandingFolderResource(landing_dir=str(landing), quarantine_dir=str(folder / "quarantine"))
+    warehouse = WarehouseResource(url=f"duckdb:///{folder / 'warehouse.duckdb'}")
 
     def scan() -> int:
         return sum(1 for e in os.scandir(landing) if e.is_file() and e.stat().st_size >= 0)
@@ -113,7 +117,8 @@ def landing_tick(folder: Path, files: int, repeats: int) -> tuple[list[float], l
         for _ in range(repeats):
             bare.append(timed(scan)[0])
             seconds, result = timed(lambda: okr_landing_sensor(
-                build_sensor_context(instance=instance, cursor=None, resources={"landing": resource})))
+                build_sensor_context(instance=instance, cursor=None,
+                                     resources={"landing": resource, "warehouse": warehouse})))
             ticks.append(seconds)
             requested = sum(int(r.tags["okr/landing_file_count"]) for r in result.run_requests)
             if requested != files:
@@ -130,11 +135,11 @@ def main() -> dict[str, Any]:
     with workdir("sensor") as folder:
         l_ticks, l_bare, l_runs = landing_tick(folder, files, repeats)
     log(f"landing tick over {files} files: {max(l_ticks):.3f}s (scan {median(l_bare):.4f}s)")
-    with tansu() as bootstrap:
+    with tansu() as bootstrap, workdir("sensor-kafka") as folder:
         topic = f"bench_backlog_{uuid.uuid4().hex[:6]}"
         rate = produce_backlog(bootstrap, topic, backlog)
         log(f"backlog of {backlog} messages produced at {rate:,.0f}/s")
-        k_ticks, k_bare, k_runs = kafka_tick(bootstrap, topic, repeats, backlog)
+        k_ticks, k_bare, k_runs = kafka_tick(bootstrap, topic, repeats, backlog, f"duckdb:///{folder / 'w.duckdb'}")
     log(f"kafka tick over {backlog} messages: {max(k_ticks):.3f}s (bare end_offsets {median(k_bare):.3f}s)")
     worst = max(max(k_ticks), max(l_ticks))
     return emit({

@@ -88,6 +88,18 @@ def kafka_refresh_today_max_messages() -> int:
     return _int("OKR_KAFKA_REFRESH_TODAY_MAX_MESSAGES", 5_000)
 
 
+def retry_base_seconds() -> float:
+    """First wait before a sensor asks again for what a failed or cancelled run left behind; it
+    doubles with each further attempt (OKR_RETRY_BASE_SECONDS)."""
+    return float(os.environ.get("OKR_RETRY_BASE_SECONDS") or 15)
+
+
+def retry_max_seconds() -> float:
+    """Longest wait between two such re-requests (OKR_RETRY_MAX_SECONDS): a recovered warehouse
+    or broker is caught up within this long."""
+    return float(os.environ.get("OKR_RETRY_MAX_SECONDS") or 120)
+
+
 def alert_sensor_interval() -> int:
     return _int("OKR_ALERT_SENSOR_INTERVAL_SECONDS", 60)
 

@@ -32,6 +32,7 @@ class PostgresServer:
     password: str
     admin_db: str = "postgres"
     datadir: Path | None = None  # set when the tests started the cluster themselves
+    _options: str = ""  # the server options it was started with (for start after stop)
 
     def url(self, database: str, scheme: str = "postgresql") -> str:
         return f"{scheme}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
@@ -51,15 +52,28 @@ class PostgresServer:
         return name
 
     def restart(self) -> None:
-        """Restart a cluster the tests started (fast mode: open connections are cut). The log
-        file matters: without it the new server would hold our output pipe open."""
+        """Restart a cluster the tests started (fast mode: open connections are cut)."""
+        self._pg_ctl("restart")
+
+    def stop(self) -> None:
+        """Stop a cluster the tests started: the warehouse is down until ``start``."""
+        self._pg_ctl("stop")
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def _pg_ctl(self, action: str) -> None:
+        # The log file matters: without it the new server would hold our output pipe open. The
+        # options are kept in the data folder (postmaster.opts) by the first start.
         if self.datadir is None:
-            raise RuntimeError("cannot restart a server given by OKR_TEST_POSTGRES_URL")
-        done = subprocess.run(_as_owner([str(_bindir() / "pg_ctl"), "-D", str(self.datadir), "-m", "fast",
-                                         "-l", str(self.datadir.parent / "postgres.log"), "-w", "-t", "60",
-                                         "restart"]), capture_output=True, text=True, timeout=90)
+            raise RuntimeError(f"cannot {action} a server given by OKR_TEST_POSTGRES_URL")
+        argv = [str(_bindir() / "pg_ctl"), "-D", str(self.datadir), "-m", "fast",
+                "-l", str(self.datadir.parent / "postgres.log"), "-w", "-t", "60", action]
+        if action == "start":
+            argv[argv.index("-m"):argv.index("-m") + 2] = ["-o", self._options]
+        done = subprocess.run(_as_owner(argv), capture_output=True, text=True, timeout=90)
         if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl restart failed: {done.stderr or done.stdout}")
+            raise RuntimeError(f"pg_ctl {action} failed: {done.stderr or done.stdout}")
 
     def drop_database(self, name: str) -> None:
         with contextlib.closing(self._admin()) as con, con.cursor() as cur:
@@ -122,7 +136,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
     run([str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-o", options, "-w", "-t", "60", "start"])
     try:
-        yield PostgresServer("127.0.0.1", port, USER, PASSWORD, datadir=datadir)
+        yield PostgresServer("127.0.0.1", port, USER, PASSWORD, datadir=datadir, _options=options)
     finally:
         with contextlib.suppress(Exception):
             run([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"])

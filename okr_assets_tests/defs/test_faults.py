@@ -59,7 +59,7 @@ def test_landing_run_killed_mid_way_then_reexecuted_lands_every_message_once(
     kafka, warehouse = resources["kafka"], resources["warehouse"]
     for partition in range(3):
         produce(kafka, [good(100 * partition + i) for i in range(20)], partition=partition)
-    [request] = tick(kafka, instance, None).run_requests
+    [request] = tick(kafka, instance, None, resources["warehouse"]).run_requests
     assert len(request.run_config["ops"]["okr_raw"]["config"]["kafka_ranges"]) == 3
 
     killed = subprocess.run(

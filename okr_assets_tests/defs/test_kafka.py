@@ -23,7 +23,7 @@ from okr_assets.defs.ingestion.assets import REFRESHES_PARTITION
 from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
 from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS
 from okr_assets.lib.messages import checkin_to_message
-from okr_assets.resources import KafkaResource
+from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets_tests.conftest import REPO, checkin
 from okr_assets_tests.defs.test_assets import ASSETS
 from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
@@ -42,8 +42,9 @@ def good(i: int, day: str = "2025-07-10", **overrides: object) -> tuple[str, byt
     return row["key_result_id"], checkin_to_message(row, str(uuid.uuid4()), f"{day}T10:00:01Z")
 
 
-def tick(kafka: KafkaResource, instance, cursor: str | None):
-    return okr_kafka_sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": kafka}))
+def tick(kafka: KafkaResource, instance, cursor: str | None, warehouse: WarehouseResource):
+    return okr_kafka_sensor(build_sensor_context(instance=instance, cursor=cursor,
+                                                 resources={"kafka": kafka, "warehouse": warehouse}))
 
 
 def run_requests(result, instance, resources: dict) -> list:
@@ -62,7 +63,7 @@ def test_exactly_once_with_bad_messages(resources: dict, instance) -> None:
     kafka: KafkaResource = resources["kafka"]
     produce(kafka, [good(i) for i in range(12)] + [good(3, value=77)]          # c3 sent again
             + [("bad", b) for b in BAD] + [good(20, weight=5)])                  # contract failure
-    first = tick(kafka, instance, None)
+    first = tick(kafka, instance, None, resources["warehouse"])
     assert isinstance(first, SensorResult) and len(first.run_requests) == 1
     [request] = first.run_requests
     ranges = request.run_config["ops"]["okr_raw"]["config"]["kafka_ranges"]
@@ -80,7 +81,7 @@ def test_exactly_once_with_bad_messages(resources: dict, instance) -> None:
     assert (refs["source"] == "kafka").all() and refs["source_ref"].str.match(rf"{kafka.ingest_topic}/\d/\d+").all()
 
     # Nothing new: nothing requested, the cursor stays.
-    second = tick(kafka, instance, first.cursor)
+    second = tick(kafka, instance, first.cursor, resources["warehouse"])
     assert isinstance(second, SkipReason) or not second.run_requests
     # Re-executing the same run (same offsets) adds nothing.
     run_requests(first, instance, resources)
@@ -102,7 +103,7 @@ def test_exactly_once_with_bad_messages(resources: dict, instance) -> None:
 def test_update_notifications_match_refreshed_partitions(resources: dict, instance) -> None:
     kafka: KafkaResource = resources["kafka"]
     produce(kafka, [good(1, "2025-07-10"), good(2, "2025-07-11"), good(3, "2025-07-11")])
-    run_requests(tick(kafka, instance, None), instance, resources)
+    run_requests(tick(kafka, instance, None, resources["warehouse"]), instance, resources)
     result = materialize(ASSETS, selection=["okr_processed", "okr_rejects"], instance=instance,
                          resources=resources, tags={"dagster/asset_partition_range_start": "2025-07-10",
                                                     "dagster/asset_partition_range_end": "2025-07-11"})
@@ -126,7 +127,7 @@ def test_backlog_larger_than_the_cap_becomes_several_runs(resources: dict, insta
     monkeypatch.setenv("OKR_KAFKA_MAX_MESSAGES_PER_RUN", "4")
     kafka: KafkaResource = resources["kafka"]
     produce(kafka, [good(i) for i in range(10)])
-    result = tick(kafka, instance, None)
+    result = tick(kafka, instance, None, resources["warehouse"])
     sizes = [int(r.tags["okr/kafka_messages"]) for r in result.run_requests]
     assert sizes == [4, 4, 2]
     assert len({r.run_key for r in result.run_requests}) == 3
@@ -148,7 +149,7 @@ def test_a_trickle_run_refreshes_todays_partition_itself(resources: dict, instan
     today = now.date().isoformat()
     produce(kafka, [live(1, now - dt.timedelta(minutes=2)), live(2, now - dt.timedelta(minutes=1)),
                     good(3, "2025-07-10")])                                   # a late check-in
-    [request] = tick(kafka, instance, None).run_requests
+    [request] = tick(kafka, instance, None, resources["warehouse"]).run_requests
     assert set(request.asset_selection) == {OKR_RAW, OKR_PROCESSED, OKR_REJECTS}
     assert request.partition_key == today and request.tags[REFRESHES_PARTITION] == today
     [outcome] = run_requests(SensorResult(run_requests=[request]), instance, resources)
@@ -170,7 +171,7 @@ def test_a_backlog_run_only_lands(resources: dict, instance, monkeypatch) -> Non
     kafka: KafkaResource = resources["kafka"]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     produce(kafka, [live(i, now - dt.timedelta(minutes=i)) for i in range(1, 4)])
-    [request] = tick(kafka, instance, None).run_requests
+    [request] = tick(kafka, instance, None, resources["warehouse"]).run_requests
     assert list(request.asset_selection) == [OKR_RAW] and request.partition_key is None
     assert REFRESHES_PARTITION not in request.tags
     run_requests(SensorResult(run_requests=[request]), instance, resources)
@@ -215,21 +216,21 @@ def test_broker_outage_and_data_loss(own_broker, resources: dict, instance) -> N
     kafka.ensure_topics()
     resources = {**resources, "kafka": kafka}
     produce(kafka, [good(i) for i in range(5)])
-    first = tick(kafka, instance, None)
+    first = tick(kafka, instance, None, resources["warehouse"])
     run_requests(first, instance, resources)
 
     # Broker unreachable (paused): the tick ends within seconds, cursor untouched.
     os.kill(state["proc"].pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        down = tick(kafka, instance, first.cursor)
+        down = tick(kafka, instance, first.cursor, resources["warehouse"])
         assert time.monotonic() - started < 10
         assert isinstance(down, SkipReason) and "unavailable" in down.skip_message
     finally:
         os.kill(state["proc"].pid, signal.SIGCONT)
     # It comes back: the next messages land with no gap and no duplicate.
     produce(kafka, [good(i) for i in range(5, 8)])
-    back = tick(kafka, instance, first.cursor)
+    back = tick(kafka, instance, first.cursor, resources["warehouse"])
     run_requests(back, instance, resources)
     raw = resources["warehouse"].query("SELECT checkin_id FROM okr_raw.okr_raw ORDER BY raw_id")
     assert sorted(raw["checkin_id"]) == sorted(f"c{i}" for i in range(8))
@@ -239,11 +240,11 @@ def test_broker_outage_and_data_loss(own_broker, resources: dict, instance) -> N
     state["proc"] = launch()
     kafka.ensure_topics()
     produce(kafka, [good(30)])
-    lost = tick(kafka, instance, back.cursor)
+    lost = tick(kafka, instance, back.cursor, resources["warehouse"])
     assert isinstance(lost, SensorResult) and not lost.run_requests
     assert "OFFSETS WENT BACKWARDS" in lost.skip_reason.skip_message
     assert json.loads(lost.cursor)["epoch"] == 1
-    again = tick(kafka, instance, lost.cursor)
+    again = tick(kafka, instance, lost.cursor, resources["warehouse"])
     [request] = again.run_requests
     assert request.run_key.startswith("kafka:okr_raw_ingest:e1:")
     run_requests(again, instance, resources)

@@ -32,7 +32,7 @@ def test_the_check_counts_what_each_run_inserted(okr_home: Path, resources: dict
 
     kafka = resources["kafka"]
     produce(kafka, [good(i) for i in range(7)])
-    [outcome] = run_requests(tick(kafka, instance, None), instance, resources)
+    [outcome] = run_requests(tick(kafka, instance, None, resources["warehouse"]), instance, resources)
     assert _evaluation(outcome).passed and _evaluation(outcome).metadata["rows_checked"].value == 7
 
 

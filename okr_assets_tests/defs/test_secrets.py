@@ -59,7 +59,7 @@ def test_no_secret_reaches_logs_metadata_mlflow_or_errors(
                         resources={**resources, "warehouse": WarehouseResource(url=bad_url)})
     assert not wrong.success
     produce(kafka, [good(1)])
-    sasl_tick = tick(sasl, instance, None)
+    sasl_tick = tick(sasl, instance, None, resources["warehouse"])
     assert sasl_tick.run_requests
     [request] = sasl_tick.run_requests
     assert materialize(ASSETS, selection=["okr_raw"], instance=instance, resources={**resources, "kafka": sasl},

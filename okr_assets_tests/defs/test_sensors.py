@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterRunStatus, SensorResult, build_sensor_context, materialize
 
-from okr_assets.defs.automation.sensors import okr_refresh_sensor
+from okr_assets.defs.automation.sensors import STAGES, okr_refresh_sensor
 from okr_assets.defs.ingestion.sensors import okr_landing_sensor
 from okr_assets_tests.conftest import checkin, write_csv
 from okr_assets_tests.defs.test_assets import ASSETS, land
@@ -24,19 +24,20 @@ def test_landing_sensor_requests_each_file_version_once(okr_home: Path, resource
     write_csv(landing / "a.csv", [checkin(1, "2025-07-10")])
     write_csv(landing / "b.csv", [checkin(2, "2025-07-11")])
     (landing / "ignored.json").write_text("{}")
-    res = {"landing": resources["landing"]}
+    res = {"landing": resources["landing"], "warehouse": resources["warehouse"]}
 
     first = _tick(okr_landing_sensor, instance, None, res)
     [request] = first.run_requests
     assert request.run_config["ops"]["okr_raw"]["config"]["files"] == ["a.csv", "b.csv"]
     assert request.tags["okr/landing_files"] == "a.csv, b.csv"
     assert request.run_key.startswith("landing:")
-    cursor = json.loads(first.cursor)
-    assert set(cursor) == {"a.csv", "b.csv"}
+    cursor = json.loads(first.cursor)["files"]
+    assert set(cursor) == {"a.csv", "b.csv"} and not any(confirmed for _, confirmed in cursor.values())
 
+    # Not landed yet, but just requested: nothing is asked for twice.
     second = _tick(okr_landing_sensor, instance, first.cursor, res)
     assert not second.run_requests and second.skip_reason is not None
-    assert json.loads(second.cursor) == cursor
+    assert json.loads(second.cursor)["files"] == cursor
 
     # Same cursor evaluated again (e.g. a retried tick) yields the same run key: the daemon
     # launches a run key once.
@@ -50,27 +51,28 @@ def test_landing_sensor_requests_each_file_version_once(okr_home: Path, resource
     [again] = third.run_requests
     assert again.run_config["ops"]["okr_raw"]["config"]["files"] == ["a.csv", "c.csv"]
     assert again.run_key != request.run_key
-    assert json.loads(third.cursor)["a.csv"] == f"1:{(landing / 'a.csv').stat().st_size}"
+    assert json.loads(third.cursor)["files"]["a.csv"] == [f"1:{(landing / 'a.csv').stat().st_size}", False]
 
 
 def test_landing_sensor_batches_large_drops(okr_home: Path, resources: dict, instance, monkeypatch) -> None:
     monkeypatch.setenv("OKR_LANDING_MAX_FILES_PER_RUN", "2")
     for i in range(5):
         write_csv(okr_home / "landing" / f"f{i}.csv", [checkin(i, "2025-07-10")])
-    result = _tick(okr_landing_sensor, instance, None, {"landing": resources["landing"]})
+    result = _tick(okr_landing_sensor, instance, None, {"landing": resources["landing"],
+                                                          "warehouse": resources["warehouse"]})
     batches = [r.run_config["ops"]["okr_raw"]["config"]["files"] for r in result.run_requests]
     assert batches == [["f0.csv", "f1.csv"], ["f2.csv", "f3.csv"], ["f4.csv"]]
     assert len({r.run_key for r in result.run_requests}) == 3
 
 
-def test_landing_sensor_waits_for_files_still_being_written(okr_home: Path, instance) -> None:
+def test_landing_sensor_waits_for_files_still_being_written(okr_home: Path, resources: dict, instance) -> None:
     from okr_assets.resources import LandingFolderResource
 
     landing = LandingFolderResource(landing_dir=str(okr_home / "landing"),
                                     quarantine_dir=str(okr_home / "q"), settle_seconds=3600)
     write_csv(okr_home / "landing" / "a.csv", [checkin(1, "2025-07-10")])
-    result = _tick(okr_landing_sensor, instance, None, {"landing": landing})
-    assert not result.run_requests and json.loads(result.cursor) == {}
+    result = _tick(okr_landing_sensor, instance, None, {"landing": landing, "warehouse": resources["warehouse"]})
+    assert not result.run_requests and json.loads(result.cursor)["files"] == {}
 
 
 def test_refresh_sensor_cascades_exact_partitions(okr_home: Path, resources: dict, instance) -> None:
@@ -88,11 +90,12 @@ def test_refresh_sensor_cascades_exact_partitions(okr_home: Path, resources: dic
                for r in first.run_requests)
     [raw_record] = instance.fetch_materializations(AssetKey("okr_raw"), limit=1).records
     cursor = json.loads(first.cursor)
-    assert cursor == {"raw": raw_record.storage_id, "processed": 0, "curated": 0}
+    assert {k: cursor[k] for k in STAGES} == {"raw": raw_record.storage_id, "processed": 0, "curated": 0}
+    assert sorted((p["start"], p["end"]) for p in cursor["pending"]) == ranges  # until a run gets them done
 
-    # Nothing new: nothing requested, cursor unchanged.
+    # Nothing new: nothing requested; the requested ranges wait for their runs.
     second = _tick(okr_refresh_sensor, instance, first.cursor)
-    assert not second.run_requests and json.loads(second.cursor) == cursor
+    assert not second.run_requests and json.loads(second.cursor)["pending"] == cursor["pending"]
 
     # Execute what the sensor asked for; the processed materializations cascade to curated.
     for request in first.run_requests:
@@ -101,6 +104,7 @@ def test_refresh_sensor_cascades_exact_partitions(okr_home: Path, resources: dic
         assert result.success
     third = _tick(okr_refresh_sensor, instance, second.cursor)
     [curate] = third.run_requests
+    assert [(p["stage"], p["start"]) for p in json.loads(third.cursor)["pending"]] == [("processed", "2025-07-01")]
     assert curate.asset_selection == [AssetKey("okr_curated")]
     assert (curate.tags["dagster/asset_partition_range_start"],
             curate.tags["dagster/asset_partition_range_end"]) == ("2025-07-01", "2025-07-01")

@@ -91,7 +91,12 @@ def test_demo_on_postgresql(tmp_path: Path, own_warehouse: tuple[str, str]) -> N
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     rows = _assert_summary(proc.stdout)
 
-    # The rows are in that database.
+    # The rows are in that database, and `okr-assets summary` reads them there too.
     with contextlib.closing(psycopg2.connect(url)) as con, con.cursor() as cur:
         cur.execute("SELECT count(*) FROM okr_raw.okr_raw")
         assert cur.fetchone()[0] == rows["okr_raw"]
+    summary = subprocess.run([str(BIN / "okr-assets"), "summary"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-3000:]
+    assert f"okr_raw         {rows['okr_raw']:>9,} rows" in summary.stdout
+    assert password not in summary.stdout and password not in summary.stderr

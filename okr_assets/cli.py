@@ -1,4 +1,5 @@
-"""The ``okr-assets`` command line: generate demo data, run the pipeline headless."""
+"""The ``okr-assets`` command line: generate demo data, run the pipeline headless, show what the
+warehouse holds."""
 
 from __future__ import annotations
 
@@ -53,6 +54,28 @@ def _demo(args: argparse.Namespace) -> int:
     from okr_assets.demo import run_demo
 
     return run_demo(seed=args.seed, teams=args.teams, cycles=args.cycles, bad_share=args.bad_share)
+
+
+def _summary(_args: argparse.Namespace) -> int:
+    from okr_assets.resources import open_resources
+    from okr_assets.summary import table_summary
+
+    with open_resources("warehouse") as opened:
+        summary = table_summary(opened.warehouse)
+    print(summary.render())
+    return 0 if summary.counts_add_up else 1
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from okr_assets.resources import open_resources
+
+    with open_resources("warehouse") as opened:
+        warehouse = opened.warehouse
+        warehouse.setup()  # a warehouse no run has written to yet has no alerts table
+        alerts = warehouse.query("SELECT raised_at, kind, severity, summary, webhook_status "
+                                 "FROM okr_ops.okr_alerts ORDER BY raised_at DESC, alert_id LIMIT ?", [args.limit])
+    print(alerts.to_string(index=False) if len(alerts) else "no alerts")
+    return 0
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -126,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "print a summary")
     _add_generator_options(demo, bad_share=0.03)
     demo.set_defaults(func=_demo)
+
+    summary = sub.add_parser("summary", help="rows per table, rejects by reason and the row accounting of the "
+                                             "configured warehouse (non-zero exit when the counts do not add up)")
+    summary.set_defaults(func=_summary)
+
+    alerts = sub.add_parser("alerts", help="the latest alerts recorded in the configured warehouse, newest first")
+    alerts.add_argument("--limit", type=int, default=20, help="how many alerts to show")
+    alerts.set_defaults(func=_alerts)
 
     produce = sub.add_parser("produce", help="stream generated check-ins to Kafka at a steady rate")
     produce.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")

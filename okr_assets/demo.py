@@ -1,4 +1,5 @@
-"""``make demo``: the whole pipeline headless on the embedded defaults, then a summary.
+"""``make demo``: the whole pipeline headless, then a summary. It uses the configured warehouse
+(``OKR_WAREHOUSE_URL``, resolved as a run resolves it; the embedded DuckDB file when unset).
 
 Runs are recorded in the Dagster instance under ``$DAGSTER_HOME`` (default ``$OKR_HOME/dagster``)
 so they appear in the UI started later by ``make run``.
@@ -9,9 +10,15 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 from okr_assets import settings
 from okr_assets.instance import ensure_dagster_home
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, Definitions
+
+    from okr_assets.resources import WarehouseResource
 
 
 def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
@@ -19,11 +26,11 @@ def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
     os.environ["DAGSTER_HOME"] = str(ensure_dagster_home().parent)
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):  # headless demo: no broker to notify
         os.environ.setdefault("OKR_PUBLISH_UPDATES", "false")
-    from dagster import DagsterInstance, materialize
+    from dagster import DagsterInstance
 
     from okr_assets.definitions import defs
     from okr_assets.lib.generator import GeneratorConfig, generate, write_dataset
-    from okr_assets.summary import table_summary
+    from okr_assets.resources import open_resources
 
     landing = settings.landing_dir()
     from okr_assets.cli import default_as_of
@@ -32,14 +39,24 @@ def run_demo(seed: int, teams: int, cycles: int, bad_share: float) -> int:
     paths = write_dataset(generate(config), landing, seed=seed)
     print(f"generated {len(paths)} file(s) into {landing}")
 
-    assets = [*defs.assets, *defs.asset_checks]
-    resources = defs.resources
-    warehouse = resources["warehouse"]
     instance = DagsterInstance.get()
+    # Each run resolves the EnvVars of the definitions' resources itself; the demo's own queries
+    # and the summary need the warehouse resolved the same way, outside a run.
+    with open_resources("warehouse", instance=instance) as opened:
+        return _materialize_everything(defs, opened.warehouse, instance)
+
+
+def _materialize_everything(defs: Definitions, warehouse: WarehouseResource, instance: DagsterInstance) -> int:
+    """One run per asset over every partition with data, then the summary; 1 if anything failed."""
+    from dagster import materialize
+
+    from okr_assets.summary import table_summary
+
+    assets = [*defs.assets, *defs.asset_checks]
     failures: list[str] = []
 
     def run(selection: list[str], tags: dict[str, str] | None = None) -> dict[str, object]:
-        result = materialize(assets, selection=selection, instance=instance, resources=resources,
+        result = materialize(assets, selection=selection, instance=instance, resources=defs.resources,
                              tags=tags or {}, raise_on_error=False, run_config=_QUIET)
         checks = result.get_asset_check_evaluations()
         failed = [c.check_name for c in checks if not c.passed]

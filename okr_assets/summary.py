@@ -40,6 +40,8 @@ class Summary:
 
 
 def table_summary(warehouse: WarehouseResource) -> Summary:
+    """The summary of ``warehouse``, an initialised resource: a run's, or ``open_resources()``'s
+    outside a run (``okr-assets summary``, the demo)."""
     warehouse.setup()
     rows = {t: warehouse.count(t) for t in ("okr_raw", "okr_processed", "okr_rejects", "okr_curated",
                                             "okr_features", "okr_predictions", "okr_drift_report")}

@@ -1,7 +1,11 @@
 """Dagster resources: configuration through ConfigurableResource, embedded defaults."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import dagster
 from dagster import EnvVar
 
 from okr_assets import settings
@@ -45,4 +49,23 @@ def build_resources() -> dict[str, object]:
     }
 
 
-__all__ = ["AlertsResource", "KafkaResource", "LandingFolderResource", "WarehouseResource", "build_resources"]
+@contextmanager
+def open_resources(*keys: str, instance: dagster.DagsterInstance | None = None) -> Iterator[Any]:
+    """The resources of ``build_resources()`` (only ``keys`` when given), initialised the way a run
+    initialises them: ``EnvVar``s resolved, set-up before and teardown after. Code that uses a
+    resource outside a Dagster run (the demo, the CLI) goes through here, because until then an
+    ``EnvVar`` is only the variable's name. Yields Dagster's resources object: ``.warehouse``, ...
+
+    Only the requested resources are initialised (``okr_mlflow`` alone imports MLflow and creates
+    the experiment)."""
+    configured = build_resources()
+    unknown = set(keys) - set(configured)
+    if unknown:
+        raise KeyError(f"unknown resource(s) {sorted(unknown)}; known: {', '.join(sorted(configured))}")
+    selected = {key: configured[key] for key in keys} if keys else configured
+    with dagster.build_resources(selected, instance=instance) as resources:
+        yield resources
+
+
+__all__ = ["AlertsResource", "KafkaResource", "LandingFolderResource", "WarehouseResource", "build_resources",
+           "open_resources"]

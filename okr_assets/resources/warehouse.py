@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, PostgresBackend, quote
@@ -164,6 +164,11 @@ class WarehouseResource(ConfigurableResource):
     def backend_waiting(self, wait_seconds: float) -> Backend:
         """The engine, waiting at most about ``wait_seconds`` for the embedded file's lock or a
         server connection (a run waits minutes; a sensor tick a second)."""
+        if isinstance(self.url, EnvVar):
+            # Dagster resolves an EnvVar when it initialises the resource; until then it is only a name.
+            raise ValueError(f"the warehouse URL is still the environment variable {self.url.env_var_name}: "
+                             "initialise the resource first (a Dagster run does; outside one, use "
+                             "okr_assets.resources.open_resources())")
         scheme = self.url.split("://", 1)[0].lower()
         if scheme == "duckdb":
             return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), wait_seconds)

@@ -79,6 +79,12 @@ class Table:
     def qualified(self) -> str:
         return f"{quote(self.schema)}.{quote(self.name)}"
 
+    @property
+    def staged(self) -> Table:
+        """The table's staging twin (same columns, no keys): new rows are written there, checked,
+        and published into the table in one transaction only when the checks pass."""
+        return Table(f"{self.name}{STAGED_SUFFIX}", self.schema)
+
 
 TABLES: dict[str, Table] = {
     "okr_raw": Table("okr_raw", "okr_raw", key=("source_key",),
@@ -100,6 +106,11 @@ TABLES: dict[str, Table] = {
 # exactly as true as okr_raw itself. The sensors compare the sources with it on every tick.
 # landed_files: one row per file version read (name, size, mtime) and its content hash; a
 # version whose bytes landed before (under any name) is recorded with rows = 0.
+# Tables written by write-audit-publish: a step writes a range to the staging twin, its blocking
+# checks read it there, and ``publish_staged`` swaps it in.
+STAGED_SUFFIX = "_staged"
+STAGED_TABLES = ("okr_processed", "okr_rejects", "okr_curated", "okr_features")
+
 LANDED_FILES = Table("landed_files", "okr_raw", key=("file_name", "file_size", "file_mtime_ns", "sha256"),
                      indexes=("sha256",))
 LANDED_FILES_COLUMNS: list[tuple[str, str]] = [
@@ -217,11 +228,12 @@ class WarehouseResource(ConfigurableResource):
         table of the content-hash-only shape to the file-version ledger."""
         backend = self.backend
         with backend.connect() as con:
-            for table in (*TABLES.values(), LANDED_FILES, LANDED_OFFSETS):
+            staged = [TABLES[name].staged for name in STAGED_TABLES]
+            for table in (*TABLES.values(), LANDED_FILES, LANDED_OFFSETS, *staged):
                 backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
                 if table is LANDED_FILES:
                     _migrate_landed_files(backend, con)
-                columns = LEDGER_COLUMNS.get(table.name) or _sql_columns(table.name)
+                columns = LEDGER_COLUMNS.get(table.name) or _sql_columns(table.name.removesuffix(STAGED_SUFFIX))
                 ddl = ", ".join(f"{quote(c)} {t}" for c, t in columns)
                 if table.key:
                     ddl += f", PRIMARY KEY ({', '.join(quote(k) for k in table.key)})"
@@ -253,13 +265,16 @@ class WarehouseResource(ConfigurableResource):
             backend.execute(con, sql, params)
 
     def read_range(self, table: str, column: str, start: dt.date, end: dt.date,
-                   text_storage: str = "python", columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Rows of ``table`` with ``start <= column < end`` (``text_storage``: as for ``query``);
-        only ``columns`` when given (a columnar engine then reads only those)."""
+                   text_storage: str = "python", columns: Sequence[str] | None = None,
+                   staged: bool = False) -> pd.DataFrame:
+        """Rows of ``table`` (its staging twin when ``staged``) with ``start <= column < end``
+        (``text_storage``: as for ``query``); only ``columns`` when given (a columnar engine then
+        reads only those)."""
         t = _table(table)
         col = _column(t, column)
         selected = ", ".join(_column(t, c) for c in columns) if columns else "*"
-        return self.query(f"SELECT {selected} FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
+        source = t.staged if staged else t
+        return self.query(f"SELECT {selected} FROM {source.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
                           [start, end], text_storage)
 
     def span(self, table: str, column: str) -> tuple[dt.date, dt.date]:
@@ -275,18 +290,22 @@ class WarehouseResource(ConfigurableResource):
             return today, today
         return pd.Timestamp(row["lo"]).date(), pd.Timestamp(row["hi"]).date() + dt.timedelta(days=1)
 
-    def rows_sharing(self, table: str, key: str, column: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Rows of ``table`` with ``start <= column < end`` whose ``key`` value occurs more than once
-        in that range (what a uniqueness rule checked a chunk at a time cannot see)."""
+    def rows_sharing(self, table: str, key: str, column: str, start: dt.date, end: dt.date,
+                     staged: bool = False) -> pd.DataFrame:
+        """Rows of ``table`` (its staging twin when ``staged``) with ``start <= column < end`` whose
+        ``key`` value occurs more than once in that range (what a uniqueness rule checked a chunk
+        at a time cannot see)."""
         t = _table(table)
         k, col = _column(t, key), _column(t, column)
+        source = (t.staged if staged else t).qualified
         in_range = f"{col} >= ? AND {col} < ?"
-        return self.query(f"SELECT * FROM {t.qualified} WHERE {in_range} AND {k} IN (SELECT {k} FROM "
-                          f"{t.qualified} WHERE {in_range} GROUP BY {k} HAVING count(*) > 1) ORDER BY 1",
+        return self.query(f"SELECT * FROM {source} WHERE {in_range} AND {k} IN (SELECT {k} FROM "
+                          f"{source} WHERE {in_range} GROUP BY {k} HAVING count(*) > 1) ORDER BY 1",
                           [start, end, start, end])
 
-    def count(self, table: str) -> int:
-        return int(self.query(f"SELECT count(*) AS n FROM {_table(table).qualified}").iloc[0, 0])
+    def count(self, table: str, staged: bool = False) -> int:
+        t = _table(table)
+        return int(self.query(f"SELECT count(*) AS n FROM {(t.staged if staged else t).qualified}").iloc[0, 0])
 
     def landed_file_digests(self, digests: Sequence[str]) -> dict[str, bool]:
         """The file hashes among ``digests`` whose bytes already landed, each with whether that
@@ -486,6 +505,55 @@ class WarehouseResource(ConfigurableResource):
                 for (t, columns, _), frame in zip(resolved, frames, strict=True):
                     if len(frame):
                         backend.load(con, t.qualified, columns, frame)
+
+    # -- write, audit, publish --------------------------------------------------------------------
+    # A step writes the new rows of a range to the tables' staging twins (a chunk of transactions,
+    # so memory stays bounded), its blocking checks read them there, and only when they pass does
+    # ``publish_staged`` replace the range in one transaction: rows that fail a blocking check are
+    # never visible in the table. The caller holds ``exclusive(table)`` throughout, so a staging
+    # twin has one writer at a time.
+
+    def clear_staged(self, tables: Sequence[str]) -> None:
+        """Empty the staging twins of ``tables`` (what a failed or abandoned step left there)."""
+        backend = self.backend
+        with self.transaction() as con:
+            for name in tables:
+                backend.execute(con, f"DELETE FROM {_staged_table(name).qualified}")
+
+    def load_staged(self, tables: Sequence[str], chunks: Iterable[Sequence[pd.DataFrame]]) -> int:
+        """Append each chunk's frames (one per table) to the staging twins, in one transaction;
+        returns the rows written."""
+        backend = self.backend
+        resolved = [(_staged_table(name), self.columns(name)) for name in tables]
+        written = 0
+        with self.transaction() as con:
+            for frames in chunks:
+                for (t, columns), frame in zip(resolved, frames, strict=True):
+                    if len(frame):
+                        backend.load(con, t.qualified, columns, frame)
+                        written += len(frame)
+        return written
+
+    def publish_staged(self, start: dt.date, end: dt.date, targets: Sequence[tuple[str, str]]) -> None:
+        """For each (table, column): replace the table's rows with ``start <= column < end`` by
+        its staged rows of that range, and empty the staging twin; all tables in one transaction."""
+        backend = self.backend
+        with self.transaction() as con:
+            for name, _ in targets:  # writers of a table take turns, as in replace_table
+                backend.lock_exclusive_writes(con, _table(name).qualified)
+            for name, column in targets:
+                t, col = _table(name), _column(_table(name), column)
+                collist = ", ".join(quote(c) for c in self.columns(name))
+                backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
+                backend.execute(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM "
+                                     f"{t.staged.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
+                backend.execute(con, f"DELETE FROM {t.staged.qualified}")
+
+
+def _staged_table(name: str) -> Table:
+    if name not in STAGED_TABLES:
+        raise ValueError(f"{name} is not written through staging; staged tables: {', '.join(STAGED_TABLES)}")
+    return _table(name).staged
 
 
 def _record_ledger(backend: Backend, con: Any, files: Sequence[FileVersion], offsets: Sequence[OffsetRange],

@@ -1,9 +1,10 @@
 """Turn landed text rows into typed check-ins, rejecting every row that breaks the contract.
 
-Pure pandas, no Dagster: ``validate_checkins`` is what ``okr_processed`` runs per partition and
-what the unit tests pin rule by rule. Rules are applied in a fixed order and a row is rejected
-with the *first* rule it breaks (one reason code plus a human sentence), so counts by reason
-add up to the number of rejected rows.
+Pure pandas, no Dagster: ``validate_checkins`` checks rows against the contract and is what the
+unit tests pin rule by rule; ``validate_versions``, what ``okr_processed`` runs a month at a time,
+adds deduplication (the newest valid version of a check-in wins). Rules are applied in a fixed
+order and a row is rejected with the *first* rule it breaks (one reason code plus a human
+sentence), so counts by reason add up to the number of rejected rows.
 """
 
 from __future__ import annotations

@@ -335,23 +335,3 @@ def validate_versions(
     over_valid = clean_text(rejects["checkin_id"]).map(winner).notna()
     return VersionedResult(accepted=accepted, rejects=rejects, superseded=superseded,
                            rejected_over_valid=int(over_valid.sum()))
-
-
-# ---------------------------------------------------------------------------------------------
-# Deduplication
-# ---------------------------------------------------------------------------------------------
-
-
-def split_superseded(raw: pd.DataFrame, latest_raw_id: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (current, superseded) by ``checkin_id``: the newest landed version wins.
-
-    ``latest_raw_id`` maps a stripped ``checkin_id`` to the highest ``raw_id`` landed for it
-    anywhere in ``okr_raw`` (other partitions included); ``raw_id`` grows with ingestion order.
-    Rows without a ``checkin_id`` are never superseded (they are rejected as incomplete).
-    """
-    ids = clean_text(raw["checkin_id"])
-    newest_here = raw["raw_id"].groupby(ids).transform("max")
-    newest = ids.map(latest_raw_id).astype("float64").fillna(newest_here.astype("float64"))
-    newest = np.maximum(newest, newest_here.astype("float64"))
-    superseded = ids.notna() & (raw["raw_id"].astype("float64") < newest)
-    return raw[~superseded].reset_index(drop=True), raw[superseded].reset_index(drop=True)

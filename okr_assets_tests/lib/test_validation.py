@@ -10,7 +10,6 @@ from okr_assets.lib.validation import (
     SUPERSEDED_INVALID,
     SUPERSEDED_VALID,
     VersionedResult,
-    split_superseded,
     validate_checkins,
     validate_versions,
 )
@@ -241,23 +240,3 @@ def test_versions_counts_add_up() -> None:
     assert result.deduplicated_by_kind() == {SUPERSEDED_VALID: 2, SUPERSEDED_INVALID: 2}
     assert result.accepted["raw_id"].tolist() == [12, 16]  # x and y; z's valid version is elsewhere
     assert result.rejected_over_valid == 2  # x's NaN and z's weight 0; not the row without an id
-
-
-def test_newest_landed_version_wins() -> None:
-    df = frame({"checkin_id": "x", "value": "20"}, {"checkin_id": "x", "value": "30"}, {"checkin_id": "y"})
-    current, superseded = split_superseded(df, pd.Series(dtype="int64"))
-    assert current["raw_id"].tolist() == [2, 3]
-    assert superseded["raw_id"].tolist() == [1]
-
-
-def test_version_in_another_partition_supersedes() -> None:
-    df = frame({"checkin_id": "x"}, {"checkin_id": " y "})
-    current, superseded = split_superseded(df, pd.Series({"x": 99, "y": 2}))
-    assert superseded["checkin_id"].tolist() == ["x"]
-    assert current["raw_id"].tolist() == [2]
-
-
-def test_rows_without_checkin_id_are_never_deduplicated() -> None:
-    df = frame({"checkin_id": None}, {"checkin_id": None})
-    current, superseded = split_superseded(df, pd.Series(dtype="int64"))
-    assert len(current) == 2 and superseded.empty

@@ -68,7 +68,8 @@ def _range_label(start: dt.date, end: dt.date) -> str:
             OKR_REJECTS, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
             kinds={WAREHOUSE_KIND, "pandas"}, code_version="2", tags={"layer": "processed"},
             description="Every landed row that failed validation, with its reason code, a sentence "
-                        "and its lineage; nothing is dropped silently.",
+                        "and its lineage, unless a newer valid version of its check-in superseded it "
+                        "(then it is counted as deduplicated); nothing is dropped silently.",
             metadata={"dagster/column_schema": column_schema("okr_rejects"),
                       "dagster/table_name": "okr_processed.okr_rejects"},
         ),

@@ -21,7 +21,7 @@ from okr_assets.lib.curation import curate
 from okr_assets.lib.drift import detect_drift
 from okr_assets.lib.features import CATEGORICAL_FEATURES, DRIFT_NUMERIC_FEATURES, build_features
 from okr_assets.lib.generator import GeneratorConfig, generate
-from okr_assets.lib.validation import split_superseded, validate_checkins
+from okr_assets.lib.validation import validate_versions
 
 TRIALS = 200
 SEED = 7
@@ -36,8 +36,7 @@ def feature_pool() -> pd.DataFrame:
     raw = pd.concat(data.files.values(), ignore_index=True)
     raw = raw.assign(raw_id=range(1, len(raw) + 1), source="file", source_ref="bench",
                      ingested_at=pd.Timestamp(as_of), partition_date=pd.Timestamp(as_of.date()))
-    current, _ = split_superseded(raw, pd.Series(dtype="int64"))
-    processed = validate_checkins(current, dt.date(2024, 1, 1)).accepted
+    processed = validate_versions(raw, dt.date(2024, 1, 1)).accepted
     features = build_features(processed, curate(processed, as_of.date()), as_of)
     return features[features["week"] == WEEK].reset_index(drop=True)
 

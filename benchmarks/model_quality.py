@@ -72,7 +72,7 @@ def _gap_interval(frame: pd.DataFrame, rng: np.random.Generator) -> list[float]:
 def run() -> dict[str, Any]:
     started = time.perf_counter()
     data = generate(GeneratorConfig(seed=SEED, teams=TEAMS, cycles=CYCLES, as_of=AS_OF))
-    processed = observed_checkins(data)               # split_superseded + validate_checkins
+    processed = observed_checkins(data)               # validate_versions
     features = build_features(processed, curate(processed, AS_OF.date()), AS_OF)
     split = time_split(features)
     result = train_and_select(split)

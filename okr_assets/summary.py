@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from okr_assets.resources.warehouse import WarehouseResource
 
-# A landed row is superseded when a later-landed row has the same (trimmed) checkin_id.
+# A landed row is deduplicated when a later-landed version of its (trimmed) checkin_id was
+# accepted. Counted from okr_raw and okr_processed alone, not from the rejects, so that the
+# accounting below checks the tables against each other rather than restating them.
 _DEDUPLICATED_SQL = """
 SELECT count(*) FROM okr_raw.okr_raw r
-JOIN (SELECT trim(checkin_id) AS cid, max(raw_id) AS newest FROM okr_raw.okr_raw
-      WHERE checkin_id IS NOT NULL GROUP BY 1) n ON trim(r.checkin_id) = n.cid
-WHERE r.raw_id < n.newest
+JOIN okr_processed.okr_processed p ON trim(r.checkin_id) = p.checkin_id
+WHERE r.raw_id < p.raw_id
 """
 
 

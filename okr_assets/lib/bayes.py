@@ -70,7 +70,7 @@ from okr_assets.lib.generator import (
     TEAM_EFFECT_SD,
     GeneratedData,
 )
-from okr_assets.lib.validation import split_superseded, validate_checkins
+from okr_assets.lib.validation import validate_versions
 
 REFERENCE_COLUMNS: tuple[str, ...] = ("key_result_id", "cycle_id", "week", "oracle_p", "bayes_p")
 KEYS: list[str] = ["key_result_id", "cycle_id"]
@@ -106,13 +106,12 @@ _T_GRID_POINTS = 8                 # P(reach | T) is smooth in T: interpolate it
 
 
 def observed_checkins(data: GeneratedData) -> pd.DataFrame:
-    """What the pipeline accepts from ``data.files``: newest version per check-in id, validated."""
+    """What the pipeline accepts from ``data.files``: the newest valid version per check-in id."""
     raw = pd.concat(data.files.values(), ignore_index=True)
     now = pd.Timestamp(data.as_of)
     raw = raw.assign(raw_id=np.arange(1, len(raw) + 1), source="file", source_ref="generated",
                      ingested_at=now, partition_date=now.tz_convert(None).normalize())
-    current, _ = split_superseded(raw, pd.Series(dtype="int64"))
-    return validate_checkins(current, FIRST_PARTITION).accepted
+    return validate_versions(raw, FIRST_PARTITION).accepted
 
 
 def reference_probabilities(data: GeneratedData, features: pd.DataFrame,

@@ -1,9 +1,10 @@
 """Turn landed text rows into typed check-ins, rejecting every row that breaks the contract.
 
-Pure pandas, no Dagster: ``validate_checkins`` is what ``okr_processed`` runs per partition and
-what the unit tests pin rule by rule. Rules are applied in a fixed order and a row is rejected
-with the *first* rule it breaks (one reason code plus a human sentence), so counts by reason
-add up to the number of rejected rows.
+Pure pandas, no Dagster: ``validate_checkins`` checks rows against the contract and is what the
+unit tests pin rule by rule; ``validate_versions``, what ``okr_processed`` runs a month at a time,
+adds deduplication (the newest valid version of a check-in wins). Rules are applied in a fixed
+order and a row is rejected with the *first* rule it breaks (one reason code plus a human
+sentence), so counts by reason add up to the number of rejected rows.
 """
 
 from __future__ import annotations
@@ -265,20 +266,72 @@ def _python_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Deduplication
+# Versions of a check-in
 # ---------------------------------------------------------------------------------------------
 
+# The kinds of deduplicated row: an older version, valid or not, of a check-in that has a newer
+# valid version. An invalid newer version never supersedes anything: it is rejected.
+SUPERSEDED_VALID = "valid version superseded by a newer valid one"
+SUPERSEDED_INVALID = "invalid version superseded by a newer valid one"
+SUPERSESSION_KINDS: tuple[str, ...] = (SUPERSEDED_VALID, SUPERSEDED_INVALID)
 
-def split_superseded(raw: pd.DataFrame, latest_raw_id: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (current, superseded) by ``checkin_id``: the newest landed version wins.
 
-    ``latest_raw_id`` maps a stripped ``checkin_id`` to the highest ``raw_id`` landed for it
-    anywhere in ``okr_raw`` (other partitions included); ``raw_id`` grows with ingestion order.
-    Rows without a ``checkin_id`` are never superseded (they are rejected as incomplete).
+@dataclass(frozen=True)
+class VersionedResult:
+    """Where each row of a batch goes: ``accepted`` (the newest valid version of its check-in),
+    ``rejects`` (invalid and not older than a valid version) or ``superseded`` (older than its
+    check-in's newest valid version: the landed row plus ``supersession``, one of
+    ``SUPERSESSION_KINDS``). ``rejected_over_valid`` counts the rejects that are newer than a
+    valid version of the same check-in, which stays accepted."""
+
+    accepted: pd.DataFrame
+    rejects: pd.DataFrame
+    superseded: pd.DataFrame
+    rejected_over_valid: int
+
+    def deduplicated_by_kind(self) -> dict[str, int]:
+        counts = self.superseded["supersession"].value_counts()
+        return {kind: int(counts.get(kind, 0)) for kind in SUPERSESSION_KINDS}
+
+
+def newest_valid_versions(*accepted: pd.DataFrame) -> pd.Series:
+    """The winning ``raw_id`` per ``checkin_id`` (stripped, as ``validate_checkins`` accepts it):
+    the highest among the accepted versions given; ``raw_id`` grows with ingestion order."""
+    frames = [a[["checkin_id", "raw_id"]] for a in accepted if len(a)]
+    if not frames:
+        return pd.Series(dtype="int64")
+    versions = pd.concat(frames, ignore_index=True)
+    return versions.groupby("checkin_id")["raw_id"].max()
+
+
+def validate_versions(
+    raw: pd.DataFrame, first_partition: dt.date, other_versions: pd.DataFrame | None = None
+) -> VersionedResult:
+    """Validate landed rows and keep the newest *valid* version of each check-in.
+
+    Every version is validated on its own (``validate_checkins``). Per stripped ``checkin_id``
+    the winner is the valid version with the highest ``raw_id``, among ``raw`` and
+    ``other_versions`` (the same check-ins' versions landed elsewhere, e.g. in other partitions:
+    they only decide the winner, none of them is returned). Versions older than the winner,
+    valid or not, are superseded; invalid versions newer than it, or of a check-in without a valid
+    version, are rejected, so a broken re-export never takes a good check-in out. Rows without a
+    ``checkin_id`` are never superseded (they are rejected as incomplete). ``raw_id`` must be
+    unique across both frames, as it is in okr_raw.
     """
-    ids = clean_text(raw["checkin_id"])
-    newest_here = raw["raw_id"].groupby(ids).transform("max")
-    newest = ids.map(latest_raw_id).astype("float64").fillna(newest_here.astype("float64"))
-    newest = np.maximum(newest, newest_here.astype("float64"))
-    superseded = ids.notna() & (raw["raw_id"].astype("float64") < newest)
-    return raw[~superseded].reset_index(drop=True), raw[superseded].reset_index(drop=True)
+    own = validate_checkins(raw, first_partition)
+    valid = [own.accepted]
+    if other_versions is not None and len(other_versions):
+        valid.append(validate_checkins(other_versions, first_partition).accepted)
+    winner = newest_valid_versions(*valid)
+    raw_ids = raw["raw_id"].astype("int64").to_numpy()
+    newest = clean_text(raw["checkin_id"]).map(winner).astype("float64").to_numpy()
+    older = newest > raw_ids  # False where the check-in has no valid version (NaN)
+    superseded = raw[older].reset_index(drop=True)
+    was_valid = np.isin(superseded["raw_id"].astype("int64").to_numpy(), own.accepted["raw_id"].to_numpy())
+    superseded["supersession"] = np.where(was_valid, SUPERSEDED_VALID, SUPERSEDED_INVALID)
+    gone = raw_ids[older]
+    accepted = own.accepted[~own.accepted["raw_id"].isin(gone)].reset_index(drop=True)
+    rejects = own.rejects[~own.rejects["raw_id"].isin(gone)].reset_index(drop=True)
+    over_valid = clean_text(rejects["checkin_id"]).map(winner).notna()
+    return VersionedResult(accepted=accepted, rejects=rejects, superseded=superseded,
+                           rejected_over_valid=int(over_valid.sum()))

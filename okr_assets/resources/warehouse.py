@@ -48,7 +48,7 @@ class _NoLedgerYet(Exception):
 class LandResult:
     inserted: int
     # okr_processed partitions whose content may change: those of the new rows, and those of
-    # older versions of the same check-ins (which the new rows now supersede).
+    # older versions of the same check-ins (which a new valid version supersedes).
     touched_partitions: set[str]
     # rows inserted per landed file (sha256), when files were landed
     inserted_by_file: dict[str, int] = field(default_factory=dict)
@@ -424,7 +424,7 @@ class WarehouseResource(ConfigurableResource):
                 f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn "
                 f"FROM okr_incoming ON CONFLICT DO NOTHING RETURNING raw_id", [before])
             backend.unstage(con, "okr_incoming")
-            # Partitions of the new rows, and of older versions of the same check-ins (which change too).
+            # Partitions of the new rows, and of older versions of the same check-ins (which may change too).
             touched = backend.fetch(
                 con,
                 f"SELECT DISTINCT partition_date FROM {t.qualified} WHERE raw_id > ? OR trim(checkin_id) IN "

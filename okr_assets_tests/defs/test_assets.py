@@ -4,9 +4,11 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
 
 from okr_assets.definitions import defs
+from okr_assets.summary import table_summary
 from okr_assets_tests.conftest import checkin, write_csv
 
 ASSETS = [*defs.assets, *defs.asset_checks]
@@ -121,6 +123,65 @@ def test_late_checkin_supersedes_a_version_in_another_partition(okr_home: Path, 
                                   "dagster/asset_partition_range_end": "2025-07-11"})
     rows = resources["warehouse"].query("SELECT checkin_date, value FROM okr_processed.okr_processed")
     assert rows.values.tolist() == [[pd.Timestamp("2025-07-11"), 42.0]]
+
+
+@pytest.mark.parametrize("order", [("2025-07-10", "2025-07-11"), ("2025-07-11", "2025-07-10")],
+                         ids=["older-partition-first", "newer-partition-first"])
+def test_broken_reexport_is_rejected_and_leaves_the_valid_version(okr_home: Path, resources: dict, instance,
+                                                                   order: tuple[str, str]) -> None:
+    """A broken re-export (weight 5) of a processed check-in, landed in the same partition (c1) and
+    in another one (c2): each partition refreshed on its own, in either order, keeps the valid
+    versions and rejects the broken ones; a fixed (c3) or updated (c4) version still supersedes."""
+    landing = okr_home / "landing"
+    write_csv(landing / "a.csv", [checkin(1, "2025-07-10"), checkin(2, "2025-07-10"),
+                                  checkin(3, "2025-07-12", weight=5), checkin(4, "2025-07-12")])
+    land(instance, resources)
+    assert process(instance, resources).success
+    write_csv(landing / "b.csv", [checkin(1, "2025-07-10", weight=5), checkin(2, "2025-07-11", weight=5),
+                                  checkin(3, "2025-07-12"), checkin(4, "2025-07-12", value=50)])
+    touched = metadata(land(instance, resources, ["b.csv"]), "okr_raw")["okr/touched_partitions"]
+    assert touched == ["2025-07-10", "2025-07-11", "2025-07-12"]
+    warehouse = resources["warehouse"]
+
+    def stored() -> tuple[list, list]:
+        processed = warehouse.query("SELECT checkin_id, checkin_date, weight, value FROM "
+                                    "okr_processed.okr_processed ORDER BY checkin_id")
+        rejects = warehouse.query("SELECT checkin_id, partition_date, reason FROM okr_processed.okr_rejects "
+                                  "ORDER BY checkin_id")
+        return ([[c, d.strftime("%Y-%m-%d"), w, v] for c, d, w, v in processed.values.tolist()],
+                [[c, d.strftime("%Y-%m-%d"), r] for c, d, r in rejects.values.tolist()])
+
+    expected = {"2025-07-10": (["c1", "2025-07-10", 1.0, 11.0], ["c1", "2025-07-10", "weight_out_of_range"]),
+                "2025-07-11": (["c2", "2025-07-10", 1.0, 12.0], ["c2", "2025-07-11", "weight_out_of_range"])}
+    for day in order:
+        result = process(instance, resources, {"dagster/asset_partition_range_start": day,
+                                               "dagster/asset_partition_range_end": day})
+        assert result.success
+        meta = metadata(result, "okr_processed")
+        assert meta["counts_add_up"] and meta["rows_rejected"] == 1 and meta["rows_deduplicated"] == 0
+        assert meta["rejects_older_valid_version_kept"] == 1
+        processed, rejects = stored()
+        assert expected[day][0] in processed and expected[day][1] in rejects, (day, processed, rejects)
+    processed, rejects = stored()  # 2025-07-12 (c3, c4) is not refreshed yet
+    assert processed[:2] == [expected["2025-07-10"][0], expected["2025-07-11"][0]]
+    assert rejects[:2] == [expected["2025-07-10"][1], expected["2025-07-11"][1]]
+
+    result = process(instance, resources)  # all of July: the partitions agree on every winner
+    assert result.success
+    meta = metadata(result, "okr_processed")
+    assert (meta["rows_landed"], meta["rows_accepted"], meta["rows_rejected"], meta["rows_deduplicated"]) \
+        == (8, 4, 2, 2)
+    assert meta["counts_add_up"] and meta["rejects_older_valid_version_kept"] == 2
+    assert "| valid version superseded by a newer valid one | 1 |" in meta["deduplicated_by_kind"]  # c4
+    assert "| invalid version superseded by a newer valid one | 1 |" in meta["deduplicated_by_kind"]  # c3
+    processed, rejects = stored()
+    assert processed == [expected["2025-07-10"][0], expected["2025-07-11"][0],
+                         ["c3", "2025-07-12", 1.0, 13.0], ["c4", "2025-07-12", 1.0, 50.0]]
+    assert rejects == [expected["2025-07-10"][1], expected["2025-07-11"][1]]
+    # The demo's accounting counts the deduplicated rows on its own and still adds up.
+    summary = table_summary(warehouse)
+    assert (summary.rows["okr_raw"], summary.rows["okr_processed"], summary.rows["okr_rejects"]) == (8, 4, 2)
+    assert summary.deduplicated == 2 and summary.counts_add_up
 
 
 def test_rematerializing_a_partition_replaces_exactly_that_partition(okr_home: Path, resources: dict,

@@ -20,7 +20,7 @@ from okr_assets.lib.contract import CHECKIN_COLUMNS, REJECT_REASON_CODES
 from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
 from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
 from okr_assets.lib.schemas import ProcessedCheckins, RejectedCheckins
-from okr_assets.lib.validation import split_superseded, validate_checkins
+from okr_assets.lib.validation import validate_versions
 from okr_assets_tests.conftest import checkin
 
 FIRST = dt.date(2024, 1, 1)
@@ -73,9 +73,9 @@ def _process(landed: pd.DataFrame) -> None:
     for column in landed.columns:  # what a warehouse text column can store
         if landed[column].dtype == object:
             assert landed[column].map(lambda v: not isinstance(v, str) or _storable(v)).all(), column
-    current, superseded = split_superseded(landed, pd.Series(dtype="int64"))
-    result = validate_checkins(current, FIRST)
-    assert len(result.accepted) + len(result.rejects) + len(superseded) == len(landed)
+    result = validate_versions(landed, FIRST)
+    assert len(result.accepted) + len(result.rejects) + len(result.superseded) == len(landed)
+    assert sum(result.deduplicated_by_kind().values()) == len(result.superseded)
     assert set(result.rejects["reason"]) <= set(REJECT_REASON_CODES)
     assert result.rejects["message"].notna().all()
     ProcessedCheckins.validate(result.accepted)

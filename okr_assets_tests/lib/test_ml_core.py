@@ -11,7 +11,7 @@ from okr_assets.lib.drift import detect_drift, markdown_summary
 from okr_assets.lib.features import FEATURE_COLUMNS, build_features, open_latest
 from okr_assets.lib.generator import GeneratorConfig, generate
 from okr_assets.lib.modeling import time_split, train_and_select
-from okr_assets.lib.validation import split_superseded, validate_checkins
+from okr_assets.lib.validation import validate_versions
 
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 
@@ -22,8 +22,7 @@ def processed() -> pd.DataFrame:
     raw = pd.concat(data.files.values(), ignore_index=True)
     raw = raw.assign(raw_id=range(1, len(raw) + 1), source="file", source_ref="f.csv:2",
                      ingested_at=pd.Timestamp(NOW), partition_date=pd.Timestamp(NOW.date()))
-    current, _ = split_superseded(raw, pd.Series(dtype="int64"))
-    return validate_checkins(current, dt.date(2024, 1, 1)).accepted
+    return validate_versions(raw, dt.date(2024, 1, 1)).accepted
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS, RejectReason, canonical_enum
-from okr_assets.lib.validation import split_superseded, validate_checkins
+from okr_assets.lib.validation import (
+    SUPERSEDED_INVALID,
+    SUPERSEDED_VALID,
+    VersionedResult,
+    validate_checkins,
+    validate_versions,
+)
 
 FIRST = dt.date(2024, 1, 1)
 INGESTED = pd.Timestamp("2025-08-01T12:00:00Z")
@@ -151,21 +157,86 @@ def test_first_failing_rule_wins_and_counts_add_up() -> None:
     assert result.rejects["reason"].tolist() == ["missing_required", "weight_out_of_range"]
 
 
-def test_newest_landed_version_wins() -> None:
+def versions(*rows: dict, first_raw_id: int = 1, ingested: pd.Timestamp = INGESTED) -> pd.DataFrame:
+    """Landed rows of check-in ``x`` unless a row says otherwise, ``raw_id`` from ``first_raw_id``."""
+    df = frame(*({"checkin_id": "x", **r} for r in rows), ingested=ingested)
+    df["raw_id"] = range(first_raw_id, first_raw_id + len(df))
+    return df
+
+
+def outcome(result: VersionedResult) -> dict[str, list]:
+    """raw_ids by where they went (rejects with their reason), and the counts of what happened."""
+    return {"accepted": result.accepted["raw_id"].tolist(),
+            "rejected": list(zip(result.rejects["raw_id"], result.rejects["reason"], strict=True)),
+            "superseded": list(zip(result.superseded["raw_id"], result.superseded["supersession"], strict=True)),
+            "rejected_over_valid": [result.rejected_over_valid]}
+
+
+def test_newer_valid_version_supersedes_an_older_valid_one() -> None:
     df = frame({"checkin_id": "x", "value": "20"}, {"checkin_id": "x", "value": "30"}, {"checkin_id": "y"})
-    current, superseded = split_superseded(df, pd.Series(dtype="int64"))
-    assert current["raw_id"].tolist() == [2, 3]
-    assert superseded["raw_id"].tolist() == [1]
+    result = validate_versions(df, FIRST)
+    assert result.accepted[["raw_id", "value"]].values.tolist() == [[2, 30], [3, 60]]
+    assert outcome(result)["superseded"] == [(1, SUPERSEDED_VALID)]
 
 
-def test_version_in_another_partition_supersedes() -> None:
-    df = frame({"checkin_id": "x"}, {"checkin_id": " y "})
-    current, superseded = split_superseded(df, pd.Series({"x": 99, "y": 2}))
-    assert superseded["checkin_id"].tolist() == ["x"]
-    assert current["raw_id"].tolist() == [2]
+def test_invalid_newer_version_is_rejected_and_the_valid_one_stays() -> None:
+    result = validate_versions(versions({"value": "20"}, {"weight": "5"}), FIRST)
+    assert outcome(result) == {"accepted": [1], "rejected": [(2, "weight_out_of_range")], "superseded": [],
+                               "rejected_over_valid": [1]}
+    assert result.accepted["value"].tolist() == [20]
+    assert "weight 5 is outside (0, 1]" in result.rejects["message"].iloc[0]
 
 
-def test_rows_without_checkin_id_are_never_deduplicated() -> None:
-    df = frame({"checkin_id": None}, {"checkin_id": None})
-    current, superseded = split_superseded(df, pd.Series(dtype="int64"))
-    assert len(current) == 2 and superseded.empty
+def test_valid_newer_version_supersedes_an_invalid_older_one() -> None:
+    result = validate_versions(versions({"weight": "5"}, {"value": "30"}), FIRST)
+    assert outcome(result) == {"accepted": [2], "rejected": [], "superseded": [(1, SUPERSEDED_INVALID)],
+                               "rejected_over_valid": [0]}
+    assert result.deduplicated_by_kind() == {SUPERSEDED_VALID: 0, SUPERSEDED_INVALID: 1}
+
+
+def test_several_invalid_versions() -> None:
+    # Each invalid version newer than the winner is rejected with its own reason.
+    result = validate_versions(versions({"weight": "5"}, {}, {"value": "NaN"}, {"status": "maybe"}), FIRST)
+    assert outcome(result) == {
+        "accepted": [2], "superseded": [(1, SUPERSEDED_INVALID)],
+        "rejected": [(3, "unparseable_number"), (4, "unknown_enum")], "rejected_over_valid": [2]}
+    # Without any valid version every version is rejected, none supersedes another.
+    none_valid = validate_versions(versions({"weight": "5"}, {"value": "NaN"}), FIRST)
+    assert outcome(none_valid) == {"accepted": [], "superseded": [], "rejected_over_valid": [0],
+                                   "rejected": [(1, "weight_out_of_range"), (2, "unparseable_number")]}
+
+
+def test_versions_landed_elsewhere_decide_the_winner() -> None:
+    """The check-in's versions in other partitions are validated too but never returned."""
+    valid_here = versions({"checkin_id": " x "}, first_raw_id=10)
+    newer_invalid = versions({"weight": "5"}, first_raw_id=90)
+    assert outcome(validate_versions(valid_here, FIRST, newer_invalid)) == {
+        "accepted": [10], "rejected": [], "superseded": [], "rejected_over_valid": [0]}
+    invalid_here = versions({"weight": "5"}, first_raw_id=90)
+    assert outcome(validate_versions(invalid_here, FIRST, valid_here)) == {
+        "accepted": [], "rejected": [(90, "weight_out_of_range")], "superseded": [], "rejected_over_valid": [1]}
+    newer_valid = versions({}, first_raw_id=99)
+    assert outcome(validate_versions(valid_here, FIRST, newer_valid))["superseded"] == [(10, SUPERSEDED_VALID)]
+    # A version elsewhere is judged by its own ingestion time: a check-in in its future is invalid.
+    early = versions({}, first_raw_id=99, ingested=pd.Timestamp("2025-07-01T00:00:00Z"))
+    assert outcome(validate_versions(valid_here, FIRST, early))["accepted"] == [10]
+
+
+def test_rows_without_checkin_id_are_never_superseded() -> None:
+    df = versions({"checkin_id": None}, {"checkin_id": "  "}, {}, {"checkin_id": None, "value": "30"})
+    result = validate_versions(df, FIRST)
+    assert outcome(result) == {"accepted": [3], "superseded": [], "rejected_over_valid": [0],
+                               "rejected": [(1, "missing_required"), (2, "missing_required"),
+                                            (4, "missing_required")]}
+
+
+def test_versions_counts_add_up() -> None:
+    df = versions({}, {"weight": "5"}, {"value": "30"}, {"value": "NaN"},
+                  {"checkin_id": "y", "weight": "5"}, {"checkin_id": "y"}, {"checkin_id": "y", "value": "40"},
+                  {"checkin_id": "z", "weight": "0"}, {"checkin_id": None}, first_raw_id=10)
+    result = validate_versions(df, FIRST, versions({"checkin_id": "z"}, first_raw_id=1))
+    assert len(result.accepted) + len(result.rejects) + len(result.superseded) == len(df)
+    assert sum(result.deduplicated_by_kind().values()) == len(result.superseded)
+    assert result.deduplicated_by_kind() == {SUPERSEDED_VALID: 2, SUPERSEDED_INVALID: 2}
+    assert result.accepted["raw_id"].tolist() == [12, 16]  # x and y; z's valid version is elsewhere
+    assert result.rejected_over_valid == 2  # x's NaN and z's weight 0; not the row without an id

@@ -57,17 +57,19 @@ def _range_label(start: dt.date, end: dt.date) -> str:
     specs=[
         AssetSpec(
             OKR_PROCESSED, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
-            kinds={WAREHOUSE_KIND, "pandas", "pandera"}, code_version="1", tags={"layer": "processed"},
-            description="Typed, validated, deduplicated check-ins with derived progress and score; "
-                        "one daily partition per check-in date (UTC).",
+            kinds={WAREHOUSE_KIND, "pandas", "pandera"}, code_version="2", tags={"layer": "processed"},
+            description="Typed, validated, deduplicated check-ins with derived progress and score: "
+                        "the newest valid version of each check-in (an invalid newer version is "
+                        "rejected and leaves it in place); one daily partition per check-in date (UTC).",
             metadata={"dagster/column_schema": column_schema("okr_processed"),
                       "dagster/table_name": "okr_processed.okr_processed"},
         ),
         AssetSpec(
             OKR_REJECTS, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
-            kinds={WAREHOUSE_KIND, "pandas"}, code_version="1", tags={"layer": "processed"},
+            kinds={WAREHOUSE_KIND, "pandas"}, code_version="2", tags={"layer": "processed"},
             description="Every landed row that failed validation, with its reason code, a sentence "
-                        "and its lineage; nothing is dropped silently.",
+                        "and its lineage, unless a newer valid version of its check-in superseded it "
+                        "(then it is counted as deduplicated); nothing is dropped silently.",
             metadata={"dagster/column_schema": column_schema("okr_rejects"),
                       "dagster/table_name": "okr_processed.okr_rejects"},
         ),
@@ -80,7 +82,8 @@ def _range_label(start: dt.date, end: dt.date) -> str:
 def process_checkins(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource
 ) -> Iterator[MaterializeResult]:
-    """Validate and deduplicate the okr_raw rows of a partition range.
+    """Validate and deduplicate the okr_raw rows of a partition range: per check-in the newest
+    valid version is accepted, older versions are deduplicated and invalid newer ones rejected.
 
     For every landed row of the range: accepted + rejected + deduplicated = landed.
     """
@@ -90,13 +93,15 @@ def process_checkins(
 @dataclass
 class _Tally:
     """What a chunked run of ``process_range`` has done so far (counts per day for the update
-    notifications, reject reasons, curated quarters touched)."""
+    notifications, reject reasons, kinds of deduplication, curated quarters touched)."""
 
     landed: Counter[str] = field(default_factory=Counter)
     accepted: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     deduplicated: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
+    deduplicated_by_kind: Counter[str] = field(default_factory=Counter)
+    rejected_over_valid: int = 0  # invalid newer versions rejected; the older valid one stays
     quarters: set[str] = field(default_factory=set)
 
 
@@ -121,41 +126,41 @@ def _quarter_keys(starts: "pd.Series") -> set[str]:
 
 def _landed_months(
     warehouse: WarehouseResource, start: dt.date, end: dt.date
-) -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.Series]]":
-    """(first day, end, landed rows, latest raw_id per checkin_id) of each month of the range."""
-    import pandas as pd
-
+) -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.DataFrame]]":
+    """(first day, end, landed rows, other versions) of each month of the range: the other
+    versions are the rows landed outside the month for the same check-ins, which decide with the
+    month's own rows which version of each check-in is the newest valid one."""
     from okr_assets.lib.routing import month_windows
 
     for lo, hi in month_windows(start, end):
         raw = warehouse.read_range("okr_raw", "partition_date", lo, hi, text_storage="pyarrow")
         if raw.empty:
-            yield lo, hi, raw, pd.Series(dtype="int64")
+            yield lo, hi, raw, raw
             continue
-        latest = warehouse.query(
-            "SELECT trim(checkin_id) AS checkin_id, max(raw_id) AS latest FROM okr_raw.okr_raw "
-            "WHERE trim(checkin_id) IN (SELECT trim(checkin_id) FROM okr_raw.okr_raw "
-            "WHERE partition_date >= ? AND partition_date < ?) GROUP BY 1", [lo, hi])
-        yield lo, hi, raw, latest.set_index("checkin_id")["latest"]
+        others = warehouse.query(
+            "SELECT * FROM okr_raw.okr_raw WHERE (partition_date < ? OR partition_date >= ?) "
+            "AND trim(checkin_id) IN (SELECT trim(checkin_id) FROM okr_raw.okr_raw "
+            "WHERE partition_date >= ? AND partition_date < ?) ORDER BY raw_id", [lo, hi, lo, hi],
+            text_storage="pyarrow")
+        yield lo, hi, raw, others
 
 
 def _validated_months(
-    landed: "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.Series]]", tally: _Tally
+    landed: "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.DataFrame]]", tally: _Tally
 ) -> "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]":
     """(first day, end, rows landed, accepted, rejects) of each landed month in turn (empty frames
     for a month without landed rows: its old rows must still go). No Dagster calls: this runs in
     a background thread."""
     import pandas as pd
 
-    from okr_assets.lib.validation import split_superseded, validate_checkins
+    from okr_assets.lib.validation import validate_versions
 
-    for lo, hi, raw, latest in landed:
+    for lo, hi, raw, others in landed:
         if raw.empty:
             yield lo, hi, 0, pd.DataFrame(), pd.DataFrame()
             continue
-        current, superseded = split_superseded(raw, latest)
-        result = validate_checkins(current, FIRST_PARTITION)
-        accepted, rejects = result.accepted, result.rejects
+        result = validate_versions(raw, FIRST_PARTITION, others)
+        accepted, rejects, superseded = result.accepted, result.rejects, result.superseded
         if len(accepted) + len(rejects) + len(superseded) != len(raw):  # a rule lost rows: fail loudly
             raise RuntimeError(f"row accounting broken for {_range_label(lo, hi)}: {len(accepted)} + "
                                f"{len(rejects)} + {len(superseded)} != {len(raw)}")
@@ -164,9 +169,11 @@ def _validated_months(
         tally.rejected += _days(rejects, "partition_date")
         tally.deduplicated += _days(superseded, "partition_date")
         tally.by_reason += Counter(rejects["reason"].value_counts().to_dict())
+        tally.deduplicated_by_kind += Counter(result.deduplicated_by_kind())
+        tally.rejected_over_valid += result.rejected_over_valid
         tally.quarters |= _quarter_keys(accepted["cycle_start"])
         n_raw = len(raw)
-        del raw, latest, current, superseded, result
+        del raw, others, superseded, result
         free_cycles()  # this month's intermediate columns (see okr_assets.lib.memory)
         yield lo, hi, n_raw, accepted, rejects
 
@@ -181,6 +188,7 @@ def process_range(
     failure leaves every day either as it was or fully refreshed; the retry redoes the range."""
     from okr_assets.lib.pipelining import overlapped
     from okr_assets.lib.routing import month_windows
+    from okr_assets.lib.validation import SUPERSESSION_KINDS
 
     warehouse.setup()
     tally = _Tally()
@@ -216,10 +224,13 @@ def process_range(
     landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
                                                              tally.deduplicated))
     by_reason = dict(tally.by_reason.most_common())
+    by_kind = {kind: tally.deduplicated_by_kind[kind] for kind in SUPERSESSION_KINDS}
     quarters = sorted(tally.quarters)
     context.log.info(
         f"okr_processed {_range_label(start, end)}: landed {landed} = accepted {n_acc} + "
-        f"rejected {n_rej} + deduplicated {n_dup}; rejects by reason {by_reason}")
+        f"rejected {n_rej} + deduplicated {n_dup}; rejects by reason {by_reason}; deduplicated "
+        f"by kind {by_kind}; {tally.rejected_over_valid} rejected newer version(s) left an older "
+        "valid version in place")
     published = _notify_updates(context, kafka, start, end, tally)
     common = {"partition_range": _range_label(start, end), "rows_landed": landed}
     # dagster/row_count is the whole table (the UI shows it as "Row count"); one run writes a range
@@ -234,6 +245,10 @@ def process_range(
             "rows_deduplicated": n_dup,
             "counts_add_up": n_acc + n_rej + n_dup == landed,
             "rejects_by_reason": counts_table(by_reason),
+            # Only a newer valid version supersedes; these sum to rows_deduplicated.
+            "deduplicated_by_kind": counts_table(by_kind, key="kind"),
+            # Of rows_rejected: invalid newer versions of check-ins whose older valid version stays.
+            "rejects_older_valid_version_kept": tally.rejected_over_valid,
             TOUCHED_QUARTERS: MetadataValue.json(quarters),
             "update_notifications_published": published,
         },

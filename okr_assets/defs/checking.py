@@ -8,7 +8,7 @@ check runs, not when the code location loads.
 
 from typing import TYPE_CHECKING
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue
 
 from okr_assets.defs.metadata import markdown_table
 
@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 def pandera_check_result(
     model: "type[pa.DataFrameModel]", frame: "pd.DataFrame", scope: str,
-    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR, check_name: str | None = None,
+    asset_key: AssetKey | None = None,
 ) -> AssetCheckResult:
     """Validate ``frame`` lazily (all failures at once) against ``model``. The frame is validated
-    in place (Pandera coerces its columns): pass one you no longer need as it was."""
+    in place (Pandera coerces its columns): pass one you no longer need as it was. ``check_name``
+    and ``asset_key`` name the check when an asset reports it (a check spec)."""
     import pandas as pd
     from pandera.errors import SchemaErrors
 
@@ -52,6 +54,7 @@ def pandera_check_result(
         cases[key] = labels.map(ids).fillna("(table)")
         first = summary.iloc[0]
         return AssetCheckResult(
+            check_name=check_name, asset_key=asset_key,
             passed=False,
             severity=severity,
             description=f"{len(cases)} failure(s) in {scope}; most frequent: column "
@@ -65,7 +68,7 @@ def pandera_check_result(
                 "example_rows": _example_rows(frame, ids, labels),
             },
         )
-    return passed_check_result(model, scope, len(frame), severity)
+    return passed_check_result(model, scope, len(frame), severity, check_name=check_name, asset_key=asset_key)
 
 
 def validate_in_place(model: "type[pa.DataFrameModel]", frame: "pd.DataFrame") -> None:
@@ -85,11 +88,12 @@ def validate_in_place(model: "type[pa.DataFrameModel]", frame: "pd.DataFrame") -
 
 def passed_check_result(
     model: "type[pa.DataFrameModel]", scope: str, rows_checked: int,
-    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR, check_name: str | None = None, **metadata: object,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR, check_name: str | None = None,
+    asset_key: AssetKey | None = None, **metadata: object,
 ) -> AssetCheckResult:
     """A passing result: its scope, the rows checked and how many rules the model has."""
     return AssetCheckResult(
-        check_name=check_name, passed=True, severity=severity,
+        check_name=check_name, asset_key=asset_key, passed=True, severity=severity,
         metadata={"scope": scope, "rows_checked": rows_checked, **metadata,
                   "rules": MetadataValue.int(_rule_count(model))},
     )

@@ -1,13 +1,16 @@
 """The asset graph materialized on a real Dagster instance and a real DuckDB warehouse."""
 
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from okr_assets.definitions import defs
+from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.summary import table_summary
 from okr_assets_tests.conftest import checkin, write_csv
 
@@ -203,32 +206,72 @@ def test_rematerializing_a_partition_replaces_exactly_that_partition(okr_home: P
     assert days["n"].tolist() == [3, 3]
 
 
+@contextmanager
+def a_transform_bug(change: Callable[[pd.DataFrame], None]) -> Iterator[None]:
+    """okr_processed's transform gets a bug: ``change`` edits the accepted rows of every month
+    after validation, so they break the table's contract where only the blocking check sees it."""
+    import okr_assets.lib.validation as validation
+
+    real = validation.validate_versions
+
+    def buggy(*args: object, **kwargs: object):
+        result = real(*args, **kwargs)
+        change(result.accepted)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validation, "validate_versions", buggy)
+        yield
+
+
+def _score_of_c1_off(accepted: pd.DataFrame) -> None:
+    accepted.loc[accepted["checkin_id"] == "c1", "score"] = 0.99
+
+
 def fail_the_processed_check(okr_home: Path, resources: dict, instance: DagsterInstance):
-    """Land and process three check-ins, then edit the warehouse by hand (a score that no longer
-    matches its progress) and re-check the stored partition with okr_curated downstream in one
-    run: the blocking check fails that run. Returns the run's result."""
+    """Land and process three check-ins; then a newer version of c1 lands and okr_processed is
+    refreshed with a transform bug (c1's score no longer matches its progress): the blocking
+    check fails that run on the staged rows. Returns the run's result."""
     write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
     land(instance, resources)
     assert process(instance, resources).success
-    resources["warehouse"].execute("UPDATE okr_processed.okr_processed SET score = 0.99 WHERE checkin_id = 'c1'")
-    selection = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema")) \
-        | AssetSelection.assets("okr_curated")
-    result = materialize(ASSETS, selection=selection, instance=instance, resources=resources,
-                         partition_key="2025-07-01", raise_on_error=False)
+    write_csv(okr_home / "landing" / "b.csv", [checkin(1, "2025-07-10", value=60)])
+    land(instance, resources, ["b.csv"])
+    with a_transform_bug(_score_of_c1_off):
+        result = process(instance, resources)
     assert not result.success
     return result
 
 
-def test_failing_blocking_check_stops_downstream(okr_home: Path, resources: dict, instance) -> None:
-    result = fail_the_processed_check(okr_home, resources, instance)
+def test_rows_failing_a_blocking_check_are_never_published(okr_home: Path, resources: dict, instance) -> None:
+    warehouse = resources["warehouse"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
+    land(instance, resources)
+    assert process(instance, resources).success
+    before = warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id")
+    cascade = okr_refresh_sensor(build_sensor_context(instance=instance))  # the good refresh's cascade
+    write_csv(okr_home / "landing" / "b.csv", [checkin(1, "2025-07-10", value=60)])
+    land(instance, resources, ["b.csv"])
+    with a_transform_bug(_score_of_c1_off):
+        result = process(instance, resources)
+
+    assert not result.success
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
-    assert not evaluation.passed
+    assert not evaluation.passed and evaluation.blocking
     assert "score_is_clipped_progress" in evaluation.metadata["failures_by_rule"].value
     assert "c1" in evaluation.metadata["example_rows"].value
-    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert started == {"okr_processed_okr_processed_schema"}  # okr_curated never started
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "Nothing was published" in str(failure.event_specific_data.error)
     assert not result.get_asset_materialization_events()
-    assert resources["warehouse"].count("okr_curated") == 0
+    # The old rows stay, nothing of the failed range is left in staging, nothing downstream is asked for.
+    pd.testing.assert_frame_equal(warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id"),
+                                  before)
+    assert warehouse.count("okr_processed", staged=True) == 0 == warehouse.count("okr_rejects", staged=True)
+    after = okr_refresh_sensor(build_sensor_context(instance=instance, cursor=cascade.cursor))
+    assert not [r for r in after.run_requests if r.asset_selection == [AssetKey("okr_curated")]]
+    # Fixed, the same refresh publishes.
+    assert process(instance, resources).success
+    assert warehouse.query("SELECT value FROM okr_processed.okr_processed WHERE checkin_id = 'c1'")["value"][0] == 60
 
 
 def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resources: dict, instance) -> None:
@@ -252,14 +295,17 @@ def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resourc
     assert passed.passed and passed.metadata["rows_checked"].value == 9
 
     # Each quarter is valid on its own; only the range as a whole has c0 twice (June and July).
-    warehouse.execute("UPDATE okr_processed.okr_processed SET checkin_id = 'c0' WHERE checkin_id = 'c1'")
-    # The check run on its own (as from the asset's Checks tab) checks the whole table.
-    check = AssetSelection.checks(AssetCheckKey(AssetKey("okr_processed"), "okr_processed_schema"))
-    rerun = materialize(ASSETS, selection=check, instance=instance, resources=resources, raise_on_error=False)
+    def c1_renamed_c0(accepted: pd.DataFrame) -> None:
+        accepted.loc[accepted["checkin_id"] == "c1", "checkin_id"] = "c0"
+
+    with a_transform_bug(c1_renamed_c0):
+        rerun = process(instance, resources, quarter)
     [failed] = [e for e in rerun.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
     assert not failed.passed
-    assert failed.metadata["scope"].value == "all of okr_processed: rows sharing a checkin_id"
+    assert failed.metadata["scope"].value == ("new rows of okr_processed 2025-06-01 .. 2025-08-31: "
+                                              "rows sharing a checkin_id")
     assert "field_uniqueness" in failed.metadata["failures_by_rule"].value
+    assert warehouse.query("SELECT count(*) FROM okr_processed.okr_processed WHERE checkin_id = 'c0'").iloc[0, 0] == 1
 
 
 def test_a_failure_in_a_background_stage_fails_the_run_and_keeps_the_old_rows(

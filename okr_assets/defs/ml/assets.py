@@ -13,16 +13,19 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AutomationCondition,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, markdown_table
+from okr_assets.defs.ml.checks import OKR_FEATURES_SCHEMA
 from okr_assets.defs.partitions import quarterly_partitions
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
@@ -55,11 +58,15 @@ FOLLOW_PARENTS = (
     tags={"layer": "features"},
     metadata={"dagster/column_schema": column_schema("okr_features"),
               "dagster/table_name": "okr_ml.okr_features"},
+    check_specs=[OKR_FEATURES_SCHEMA],
 )
-def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource
+                 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Point-in-time feature store: one row per (key result, as-of week) of each cycle, built only
     from check-ins made by that week; labelled (reached 0.7) for closed cycles. Same quarterly
-    partitions as okr_curated, so features can be rebuilt for any past cycle."""
+    partitions as okr_curated, so features can be rebuilt for any past cycle. Written to staging,
+    checked (okr_features_schema, blocking) and published in one transaction only when it passes."""
+    from okr_assets.defs.tables.checks import audit_range
     from okr_assets.lib.features import CHECKIN_COLUMNS, LABEL_COLUMNS, build_features
     from okr_assets.lib.memory import free_cycles, older_objects_frozen
     from okr_assets.lib.modeling import MIN_TRAINING_CYCLES
@@ -94,17 +101,28 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource) -
             free_cycles()  # the month's intermediate columns (see okr_assets.lib.memory)
             yield [features]
 
-    # One transaction per quarter (the partition): the warehouse holds a transaction's new rows
-    # in memory until it commits, and a quarter's features are already ~1/4 million rows. Three
-    # stages overlap, a month apart: reading (the database, without the GIL), building (pandas)
-    # and, here, writing and committing.
-    with warehouse.held_open(), older_objects_frozen():
+    # Staged one transaction per quarter (the partition): the warehouse holds a transaction's new
+    # rows in memory until it commits, and a quarter's features are already ~1/4 million rows.
+    # Three stages overlap, a month apart: reading (the database, without the GIL), building
+    # (pandas) and, here, writing and committing. One refresh of okr_features at a time, whoever
+    # launched it: the staging twin has one writer, and publishes apply in the order of the reads.
+    with warehouse.exclusive("okr_features", on_wait=context.log.info), older_objects_frozen():
+        warehouse.clear_staged(["okr_features"])
         for quarter, quarter_end in month_windows(start, end, months=3):
             with overlapped(read(quarter, quarter_end), build, name="okr-features") as built:
-                warehouse.replace_ranges_from(quarter, quarter_end, [("okr_features", "cycle_quarter")], built)
+                warehouse.load_staged(["okr_features"], built)
+        check = audit_range(warehouse, OKR_FEATURES_SCHEMA, "okr_features", "cycle_quarter", start, end)
+        selected = OKR_FEATURES_SCHEMA.key in context.selected_asset_check_keys
+        if not check.passed:
+            warehouse.clear_staged(["okr_features"])
+            yield from [check] if selected else []
+            raise Failure(description=f"okr_features_schema failed on the new rows of {start} .. "
+                                      f"{end - dt.timedelta(days=1)}: {check.description}. Nothing was published: "
+                                      "okr_features keeps its previous rows, and nothing downstream is refreshed.")
+        warehouse.publish_staged(start, end, [("okr_features", "cycle_quarter")])
     context.log.info(f"okr_features {start}..{end}: {totals['rows']} rows, {totals['labelled']} labelled")
     rows, closed = _table_summary(warehouse)
-    return MaterializeResult(metadata={
+    yield MaterializeResult(check_results=[check] if selected else [], metadata={
         "dagster/row_count": rows,  # the whole table, as for okr_processed
         # The whole table too: okr_retrain_sensor and okr_retrain_schedule read these to request
         # okr_model only when time_split will find enough closed cycles (a fresh stack has none).

@@ -1,6 +1,6 @@
 """Asset checks on the ML tables, from their Pandera models (imported when a check runs)."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, asset_check
 
 from okr_assets.defs.metadata import markdown_table
 from okr_assets.defs.tables.checks import check_table
@@ -12,33 +12,33 @@ MIN_JUDGED = 30  # fewer closed predictions say little about a version's ROC-AUC
 
 @asset_check(asset=AssetKey("okr_model_performance"), blocking=False, name="okr_model_performance_schema",
              description="One row per (model version, week); AUC and Brier in [0, 1].")
-def okr_model_performance_schema(context: AssetCheckExecutionContext,
-                                 warehouse: WarehouseResource) -> AssetCheckResult:
-    return check_table(context, warehouse, "okr_model_performance", None)
+def okr_model_performance_schema(warehouse: WarehouseResource) -> AssetCheckResult:
+    return check_table(warehouse, "okr_model_performance")
 
 
-@asset_check(asset=AssetKey("okr_features"), blocking=True, name="okr_features_schema",
-             description="One row per (key result, cycle, week); ranges; label only for closed cycles.")
-def okr_features_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return check_table(context, warehouse, "okr_features", "cycle_quarter")
+# Checked by okr_features on its staged rows before they are published (write, audit, publish).
+OKR_FEATURES_SCHEMA = AssetCheckSpec(
+    name="okr_features_schema", asset=AssetKey("okr_features"), blocking=True,
+    description="One row per (key result, cycle, week); ranges; label only for closed cycles; checked on "
+                "the new rows before they are published.")
 
 
 @asset_check(asset=AssetKey("okr_predictions"), blocking=True, name="okr_predictions_schema",
              description="One prediction per open key result, risk in [0, 1], model version set.")
-def okr_predictions_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return check_table(context, warehouse, "okr_predictions", None)
+def okr_predictions_schema(warehouse: WarehouseResource) -> AssetCheckResult:
+    return check_table(warehouse, "okr_predictions")
 
 
 @asset_check(asset=AssetKey("okr_drift_report"), blocking=False, name="okr_drift_report_schema",
              description="Every tested feature has a test, p-values in [0, 1] and a verdict.")
-def okr_drift_report_schema(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    return check_table(context, warehouse, "okr_drift_report", None)
+def okr_drift_report_schema(warehouse: WarehouseResource) -> AssetCheckResult:
+    return check_table(warehouse, "okr_drift_report")
 
 
 @asset_check(asset=AssetKey("okr_model_performance"), blocking=False, name="okr_realised_auc_holds_up",
              description="Warns when a model version's realised ROC-AUC (closed cycles, all weeks pooled) "
                          "falls more than 0.05 below its holdout ROC-AUC.")
-def okr_realised_auc_holds_up(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+def okr_realised_auc_holds_up(warehouse: WarehouseResource) -> AssetCheckResult:
     from okr_assets.lib.modeling import realised_performance
 
     warehouse.setup()

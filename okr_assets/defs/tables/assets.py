@@ -16,10 +16,13 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     BackfillPolicy,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -29,6 +32,7 @@ from dagster import (
 from okr_assets import settings
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, counts_table
 from okr_assets.defs.partitions import FIRST_PARTITION, daily_partitions, quarterly_partitions
+from okr_assets.defs.tables.checks import OKR_CURATED_SCHEMA, OKR_PROCESSED_SCHEMA, OKR_REJECTS_SCHEMA, audit_range
 from okr_assets.lib.memory import free_cycles, older_objects_frozen
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources.kafka import BrokerUnavailableError
@@ -42,6 +46,12 @@ OKR_RAW = AssetKey("okr_raw")
 OKR_PROCESSED = AssetKey("okr_processed")
 OKR_REJECTS = AssetKey("okr_rejects")
 TARGETS = [("okr_processed", "checkin_date"), ("okr_rejects", "partition_date")]  # (table, partition column)
+
+
+def _selected(context: AssetExecutionContext, result: AssetCheckResult) -> bool:
+    """Whether the run reports this check (a user can leave a check out of a run: it is still
+    audited before anything is published, and a blocking failure still stops the publish)."""
+    return AssetCheckKey(result.asset_key, result.check_name) in context.selected_asset_check_keys
 
 
 def _window(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
@@ -74,6 +84,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
                       "dagster/table_name": "okr_processed.okr_rejects"},
         ),
     ],
+    check_specs=[OKR_PROCESSED_SCHEMA, OKR_REJECTS_SCHEMA],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     can_subset=False,
@@ -81,7 +92,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
 )
 def process_checkins(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Validate and deduplicate the okr_raw rows of a partition range: per check-in the newest
     valid version is accepted, older versions are deduplicated and invalid newer ones rejected.
 
@@ -180,32 +191,37 @@ def _validated_months(
 
 def process_range(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource, start: dt.date, end: dt.date
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
-    partitions, by the backfill benchmark's baseline). A long range is validated a month at a
-    time and replaced a quarter per transaction: memory stays at a few months of pandas rows (one
-    being read, one validated, one written) and one quarter of uncommitted warehouse rows, and a
-    failure leaves every day either as it was or fully refreshed; the retry redoes the range."""
+    partitions, by the backfill benchmark's baseline). Write, audit, publish: the range is
+    validated a month at a time and written to the staging twins a quarter per transaction
+    (memory stays at a few months of pandas rows and one quarter of uncommitted warehouse rows),
+    then the blocking check okr_processed_schema reads the staged rows, and only when it passes
+    is the range replaced in one transaction. A failing check, or any failure before the
+    publish, leaves the tables as they were; the retry redoes the range."""
     from okr_assets.lib.pipelining import overlapped
     from okr_assets.lib.routing import month_windows
     from okr_assets.lib.validation import SUPERSESSION_KINDS
 
     warehouse.setup()
     tally = _Tally()
-    # One refresh of okr_processed at a time, from its first read to its last commit: a landing
-    # run that refreshes today's partition itself (okr_kafka_sensor) and a refresh run in another
-    # lane must not interleave, or the one that read older okr_raw rows could commit last.
+    staged = [table for table, _ in TARGETS]
+    # One refresh of okr_processed at a time, from its first read to its publish: two runs (a
+    # sensor's, a backfill from the UI, a landing run refreshing today's partition itself) must
+    # not interleave, or the one that read older okr_raw rows could publish last; and a staging
+    # twin has one writer.
     with warehouse.exclusive("okr_processed", on_wait=context.log.info), older_objects_frozen():
         # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
         before = warehouse.query(
             "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
             "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
         tally.quarters |= _quarter_keys(before["cycle_start"])
-        # Validated a month at a time, replaced a quarter per transaction: DuckDB keeps a
-        # transaction's new rows in memory until it commits, so not the whole range at once; but
-        # monthly commits took 5.8 s of a million-row run and quarterly ones 2.9 s (a month's
-        # ~52,000 rows are under a DuckDB row group, so most likely each went through the
-        # write-ahead log and a checkpoint; a quarter's fill whole row groups).
+        warehouse.clear_staged(staged)
+
+        # Staged a quarter per transaction: DuckDB keeps a transaction's new rows in memory
+        # until it commits, so not the whole range at once; but monthly commits took 5.8 s of a
+        # million-row run and quarterly ones 2.9 s (a month's ~52,000 rows are under a DuckDB
+        # row group, so most likely each went through the write-ahead log and a checkpoint).
         def written(quarter: "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]",
                     ) -> "Iterator[list[pd.DataFrame]]":
             for lo, hi, rows, accepted, rejects in quarter:
@@ -219,7 +235,19 @@ def process_range(
                         name="okr-processed") as months:
             for lo, hi in month_windows(start, end, months=3):  # a quarter: its months, in order
                 quarter = islice(months, len(month_windows(lo, hi)))
-                warehouse.replace_ranges_from(lo, hi, TARGETS, written(quarter))
+                warehouse.load_staged(staged, written(quarter))
+        checks = [audit_range(warehouse, OKR_PROCESSED_SCHEMA, "okr_processed", "checkin_date", start, end),
+                  audit_range(warehouse, OKR_REJECTS_SCHEMA, "okr_rejects", "partition_date", start, end)]
+        if not checks[0].passed:
+            warehouse.clear_staged(staged)
+            yield from (c for c in checks if _selected(context, c))
+            raise Failure(
+                description=f"okr_processed_schema failed on the new rows of {_range_label(start, end)}: "
+                            f"{checks[0].description}. Nothing was published: okr_processed and okr_rejects keep "
+                            "their previous rows, and nothing downstream is refreshed.",
+                metadata={"partition_range": _range_label(start, end)})
+        warehouse.publish_staged(start, end, TARGETS)
+    results = {c.asset_key: [c] if _selected(context, c) else [] for c in checks}
     # Each month's counts were checked to add up as it was validated, so the sums add up too.
     landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
                                                              tally.deduplicated))
@@ -252,11 +280,13 @@ def process_range(
             TOUCHED_QUARTERS: MetadataValue.json(quarters),
             "update_notifications_published": published,
         },
+        check_results=results[OKR_PROCESSED],
     )
     yield MaterializeResult(
         asset_key=OKR_REJECTS,
         metadata={**common, "dagster/row_count": warehouse.count("okr_rejects"), "rows_rejected": n_rej,
                   "rejects_by_reason": counts_table(by_reason)},
+        check_results=results[OKR_REJECTS],
     )
 
 
@@ -295,16 +325,19 @@ def _notify_updates(
     group_name="tables",
     owners=OWNERS,
     kinds={WAREHOUSE_KIND, "pandas", "pandera"},
-    code_version="1",
+    code_version="2",
     tags={"layer": "curated"},
     metadata={"dagster/column_schema": column_schema("okr_curated"),
               "dagster/table_name": "okr_curated.okr_curated"},
+    check_specs=[OKR_CURATED_SCHEMA],
 )
-def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource
+                ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Model-ready key results: one row per (key result, cycle) with context, latest state,
     objective progress and, for closed cycles, the final score and whether it reached 0.7.
 
-    Partitioned by the calendar quarter in which the cycle starts.
+    Partitioned by the calendar quarter in which the cycle starts. Written to staging, checked
+    (okr_curated_schema, blocking) and published in one transaction only when the check passes.
     """
     from okr_assets.lib.curation import curate
     from okr_assets.lib.pipelining import overlapped
@@ -335,13 +368,25 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
             free_cycles()  # the month's intermediate columns (see okr_assets.lib.memory)
             yield [curated]
 
-    # Reading, curating and writing overlap, a month apart (as in process_range).
-    with older_objects_frozen(), overlapped(read(), curated_months, name="okr-curated") as built:
-        warehouse.replace_ranges_from(start, end, [("okr_curated", "cycle_quarter")], built)
+    # One refresh of okr_curated at a time (whoever launched it): the staging twin has one writer,
+    # and a run that read older okr_processed rows cannot publish after one that read newer ones.
+    with warehouse.exclusive("okr_curated", on_wait=context.log.info), older_objects_frozen():
+        warehouse.clear_staged(["okr_curated"])
+        # Reading, curating and writing overlap, a month apart (as in process_range).
+        with overlapped(read(), curated_months, name="okr-curated") as built:
+            warehouse.load_staged(["okr_curated"], built)
+        check = audit_range(warehouse, OKR_CURATED_SCHEMA, "okr_curated", "cycle_quarter", start, end)
+        if not check.passed:
+            warehouse.clear_staged(["okr_curated"])
+            yield from [check] if _selected(context, check) else []
+            raise Failure(description=f"okr_curated_schema failed on the new rows of {start} .. "
+                                      f"{end - dt.timedelta(days=1)}: {check.description}. Nothing was published: "
+                                      "okr_curated keeps its previous rows, and nothing downstream is refreshed.")
+        warehouse.publish_staged(start, end, [("okr_curated", "cycle_quarter")])
     reached = totals["reached"] / totals["closed"] if totals["closed"] else float("nan")
     context.log.info(
         f"okr_curated {start}..{end}: {totals['rows']} key results from {totals['checkins']} check-ins")
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "dagster/row_count": warehouse.count("okr_curated"),  # the whole table, as for okr_processed
             "partition_range": f"{start} .. {end - dt.timedelta(days=1)}",
@@ -351,5 +396,6 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource) ->
             "closed_key_results": totals["closed"],
             "share_reached_target": MetadataValue.float(round(reached, 4)) if totals["closed"] else "n/a",
             "as_of": as_of.isoformat(),
-        }
+        },
+        check_results=[check] if _selected(context, check) else [],
     )

@@ -26,15 +26,13 @@ from okr_assets.defs.ml.assets import (
 from okr_assets.defs.ml.automation import okr_automation_sensor, okr_retrain_schedule, okr_retrain_sensor
 from okr_assets.defs.ml.checks import (
     okr_drift_report_schema,
-    okr_features_schema,
     okr_model_performance_schema,
     okr_predictions_schema,
     okr_realised_auc_holds_up,
 )
 from okr_assets.defs.monitoring.freshness import REFRESH_CADENCE, with_freshness_policies
-from okr_assets.defs.monitoring.sensors import okr_alert_sensor, okr_run_failure_sensor
+from okr_assets.defs.monitoring.sensors import okr_alert_sensor
 from okr_assets.defs.tables.assets import okr_curated, process_checkins
-from okr_assets.defs.tables.checks import okr_curated_schema, okr_processed_schema, okr_rejects_schema
 from okr_assets.resources import build_resources
 
 # Freshness: how old a table may get before Dagster marks it stale (WARN, then FAIL -> alert).
@@ -47,12 +45,13 @@ defs = Definitions(
         okr_features, okr_model, okr_predictions, okr_drift_report,        # group: ml
         okr_model_performance,
     ]),
-    asset_checks=[okr_processed_schema, okr_rejects_schema, okr_curated_schema,
-                  okr_features_schema, okr_predictions_schema, okr_drift_report_schema,
+    # (okr_raw_schema and the schemas of okr_processed, okr_rejects, okr_curated and okr_features
+    # are check specs of the assets: each checks its new rows before they are published.)
+    asset_checks=[okr_predictions_schema, okr_drift_report_schema,
                   okr_model_performance_schema, okr_realised_auc_holds_up],
     sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor, okr_retrain_sensor,
              okr_automation_sensor,
-             okr_run_failure_sensor, okr_alert_sensor],                          # monitoring and alerts
+             okr_alert_sensor],                                                  # monitoring and alerts
     schedules=[okr_refresh_schedule, okr_curated_schedule, okr_retrain_schedule],
     resources=build_resources(),
     executor=in_process_executor,

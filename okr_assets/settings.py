@@ -101,7 +101,7 @@ def retry_max_seconds() -> float:
 
 
 def alert_sensor_interval() -> int:
-    return _int("OKR_ALERT_SENSOR_INTERVAL_SECONDS", 60)
+    return _int("OKR_ALERT_SENSOR_INTERVAL_SECONDS", 30)
 
 
 def alert_timeout_seconds() -> float:

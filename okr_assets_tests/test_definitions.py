@@ -26,7 +26,7 @@ EXPECTED_CHECKS = {
     ("okr_model_performance", "okr_realised_auc_holds_up"),
 }
 SENSORS = {"okr_landing_sensor", "okr_kafka_sensor", "okr_refresh_sensor", "okr_retrain_sensor",
-           "okr_automation_sensor", "okr_run_failure_sensor", "okr_alert_sensor"}
+           "okr_automation_sensor", "okr_alert_sensor"}
 
 
 def test_graph_shape() -> None:

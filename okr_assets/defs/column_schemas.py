@@ -260,7 +260,7 @@ COLUMN_SCHEMAS: dict[str, dict] = {
         'model': 'Alerts',
         'columns': [
             {'name': 'alert_id', 'type': 'TEXT', 'description': 'Stable id: an alert is raised once.', 'nullable': False, 'unique': True, 'other': [], 'tags': {}},
-            {'name': 'kind', 'type': 'TEXT', 'description': 'What happened.', 'nullable': False, 'unique': False, 'other': ["isin(('run_failure', 'check_failure', 'drift', 'freshness'))"], 'tags': {}},
+            {'name': 'kind', 'type': 'TEXT', 'description': 'What happened.', 'nullable': False, 'unique': False, 'other': ["isin(('run_failure', 'check_failure', 'drift', 'freshness', 'data_loss', 'cascade_gap'))"], 'tags': {}},
             {'name': 'severity', 'type': 'TEXT', 'description': 'warning or error.', 'nullable': False, 'unique': False, 'other': ["isin(('warning', 'error'))"], 'tags': {}},
             {'name': 'asset_key', 'type': 'TEXT', 'description': 'Asset concerned, if any.', 'nullable': True, 'unique': False, 'other': [], 'tags': {}},
             {'name': 'run_id', 'type': 'TEXT', 'description': 'Dagster run concerned, if any.', 'nullable': True, 'unique': False, 'other': [], 'tags': {}},

@@ -22,7 +22,8 @@ SEVERITIES = ("warning", "error")
 _SLACK_TEXT_LIMIT = 2900  # Slack rejects section texts over 3,000 characters
 _ICONS = {"warning": ":warning:", "error": ":rotating_light:"}
 _TITLES = {"run_failure": "Run failed", "check_failure": "Blocking check failed",
-           "drift": "Significant drift", "freshness": "Asset is stale"}
+           "drift": "Significant drift", "freshness": "Asset is stale",
+           "data_loss": "Messages lost before landing", "cascade_gap": "Partitions that cannot be refreshed"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,19 @@ class Alert:
             raise ValueError(f"unknown alert kind {self.kind!r}; expected one of {ALERT_KINDS}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}; expected one of {SEVERITIES}")
+
+    def to_json(self) -> dict[str, object]:
+        """The alert as JSON-able data (an alert posted while the warehouse was down waits in the
+        sensor cursor, as this, until it can be recorded)."""
+        return {"alert_id": self.alert_id, "kind": self.kind, "severity": self.severity, "summary": self.summary,
+                "asset_key": self.asset_key, "run_id": self.run_id,
+                "details": json.loads(json.dumps(dict(self.details), default=str))}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Alert:
+        return cls(alert_id=str(data["alert_id"]), kind=str(data["kind"]), severity=str(data["severity"]),
+                   summary=str(data["summary"]), asset_key=data.get("asset_key"), run_id=data.get("run_id"),
+                   details=dict(data.get("details") or {}))
 
 
 def _one_line(text: str | None, limit: int = 300) -> str:
@@ -115,6 +129,35 @@ def freshness_alert(storage_id: int, asset_key: str, previous_state: str, fail_w
         details={"previous_state": previous_state,
                  "fail_window_seconds": fail_window.total_seconds() if fail_window else None,
                  "last_updated": last_updated.isoformat() if last_updated else None,
+                 "event_storage_id": storage_id},
+    )
+
+
+def data_loss_alert(storage_id: int, run_id: str | None, lost: Sequence[str], messages: int | None,
+                    detail: str | None = None) -> Alert:
+    """Kafka offsets the broker no longer held when they were read (``lost``: topic/partition/range
+    each, recorded as ``lost_before_landing`` rejects), or offsets that went backwards (``detail``)."""
+    if detail is not None:
+        summary = f"Kafka offsets went backwards ({_one_line(detail)}): the broker lost data or the topic was recreated"
+    else:
+        summary = (f"{messages} Kafka message(s) were no longer held by the broker when they were read and could "
+                   f"not be landed: {', '.join(lost)} (recorded as lost_before_landing rejects)")
+    return Alert(
+        alert_id=f"data_loss:{storage_id}", kind="data_loss", severity="error", asset_key="okr_raw", run_id=run_id,
+        summary=summary, details={"lost_ranges": list(lost), "messages_lost": messages, "detail": detail,
+                                  "event_storage_id": storage_id},
+    )
+
+
+def cascade_gap_alert(storage_id: int, asset_key: str, partitions: Sequence[str], upstream: str,
+                      reason: str) -> Alert:
+    """Partitions the refresh cascade could not request (outside the asset's partition set)."""
+    shown = ", ".join(list(partitions)[:10]) + (f" and {len(partitions) - 10} more" if len(partitions) > 10 else "")
+    return Alert(
+        alert_id=f"cascade_gap:{asset_key}:{storage_id}", kind="cascade_gap", severity="error", asset_key=asset_key,
+        summary=f"{len(partitions)} partition(s) of {asset_key} that new {upstream} data touched cannot be "
+                f"refreshed: {shown} ({reason})",
+        details={"partitions": list(partitions), "upstream": upstream, "reason": reason,
                  "event_storage_id": storage_id},
     )
 

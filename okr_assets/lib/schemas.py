@@ -358,7 +358,7 @@ class DriftReport(pa.DataFrameModel):
         strict = True
 
 
-ALERT_KINDS = ("run_failure", "check_failure", "drift", "freshness")
+ALERT_KINDS = ("run_failure", "check_failure", "drift", "freshness", "data_loss", "cascade_gap")
 
 
 class Alerts(pa.DataFrameModel):

@@ -29,8 +29,8 @@ def _rows(warehouse: WarehouseResource) -> dict[str, str | None]:
 def test_each_alert_is_recorded_and_posted_once(warehouse: WarehouseResource, caplog) -> None:
     with WebhookServer() as hook, caplog.at_level(logging.INFO, logger=LOG.name):
         alerts = AlertsResource(webhook_url=hook.url, ui_url="http://dagster.example:3000")
-        assert alerts.raise_alerts(ALERTS, warehouse, LOG) == ALERTS
-        assert alerts.raise_alerts(ALERTS, warehouse, LOG) == []  # the same events again
+        assert alerts.raise_alerts(ALERTS, warehouse, LOG).raised == ALERTS
+        assert alerts.raise_alerts(ALERTS, warehouse, LOG).raised == []  # the same events again
     assert len(hook.received) == 2
     assert hook.received[0]["text"].startswith(":rotating_light: Run failed (error): Run rrrrrrrr")
     assert "<http://dagster.example:3000/runs/" in hook.received[0]["blocks"][1]["elements"][0]["text"]
@@ -48,8 +48,8 @@ def test_a_broken_webhook_is_recorded_never_raised(warehouse: WarehouseResource,
         url = server.__enter__().url
     try:
         alerts = AlertsResource(webhook_url=url, timeout_seconds=0.5)
-        assert alerts.raise_alerts(ALERTS[:1], warehouse, LOG) == ALERTS[:1]
-        assert alerts.raise_alerts(ALERTS[:1], warehouse, LOG) == []  # recorded, so never retried
+        assert alerts.raise_alerts(ALERTS[:1], warehouse, LOG).raised == ALERTS[:1]
+        assert alerts.raise_alerts(ALERTS[:1], warehouse, LOG).raised == []  # recorded, so never retried
     finally:
         if server is not None:
             server.__exit__(None, None, None)
@@ -61,6 +61,6 @@ def test_a_broken_webhook_is_recorded_never_raised(warehouse: WarehouseResource,
 
 
 def test_without_a_webhook_alerts_go_to_the_table_and_log(warehouse: WarehouseResource) -> None:
-    assert AlertsResource().raise_alerts(ALERTS, warehouse, LOG) == ALERTS
+    assert AlertsResource().raise_alerts(ALERTS, warehouse, LOG).raised == ALERTS
     assert _rows(warehouse) == {a.alert_id: None for a in ALERTS}
     assert AlertsResource(webhook_url="ftp://example.org/hook").post({"text": "x"}).startswith("failed: ")

@@ -1,15 +1,18 @@
-"""Monitoring sensors: turn what goes wrong into alerts (okr_alerts table, log, webhook).
+"""Monitoring: ``okr_alert_sensor`` turns what goes wrong into alerts (log, okr_alerts table, webhook).
 
-- ``okr_run_failure_sensor``: every failed run (Dagster's run-status cursor walks the failures).
-- ``okr_alert_sensor``: reads the instance's event log after its cursor, one stage per kind:
-  failed *blocking* asset checks, okr_drift_report materializations whose drift is new, and
-  freshness states that became FAIL (written by Dagster's freshness daemon).
+It reads the instance's event log after its cursor, one stage per kind: failed runs (RUN_FAILURE
+events, whichever way the run failed), failed *blocking* asset checks, okr_raw materializations
+that recorded Kafka offsets lost before landing, observations the other sensors record when
+something cannot be done (offsets that went backwards, partitions the cascade cannot request),
+okr_drift_report materializations whose drift is new, and freshness states that became FAIL
+(written by Dagster's freshness daemon).
 
 Alert ids come from the events (run id, event storage id), and ``AlertsResource`` inserts before
-it posts, so a tick evaluated again with the same cursor raises nothing twice. Delivery problems
-never fail a tick; only a warehouse that cannot record the alert does, and then the cursor stays
-put and the next tick tries again. The alert builders (okr_assets.lib.alerts, which needs pandas
-for the table rows) are imported by the ticks, not when the code location loads.
+it posts, so a tick evaluated again with the same cursor raises nothing twice. Neither a webhook
+nor the warehouse being down fails a tick: an alert that cannot be recorded is logged and posted
+anyway and kept in the cursor (``unrecorded``) until a later tick records it. One sensor holds
+every kind so that one cursor can hold that list. The alert builders (okr_assets.lib.alerts,
+which needs pandas for the table rows) are imported by the ticks, not when the code location loads.
 """
 
 import datetime as dt
@@ -21,15 +24,17 @@ from dagster import (
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DefaultSensorStatus,
-    RunFailureSensorContext,
     SensorEvaluationContext,
     SensorResult,
-    run_failure_sensor,
     sensor,
 )
 
 from okr_assets import settings
+from okr_assets.defs.automation.sensors import UNREQUESTABLE
+from okr_assets.defs.ingestion.assets import LOST_RANGES
+from okr_assets.defs.ingestion.kafka_sensor import OFFSETS_WENT_BACKWARDS
 from okr_assets.resources.alerts import AlertsResource
 from okr_assets.resources.warehouse import WarehouseResource
 
@@ -37,38 +42,52 @@ if TYPE_CHECKING:
     from okr_assets.lib.alerts import Alert
 
 OKR_DRIFT_REPORT = AssetKey("okr_drift_report")
+OKR_RAW = AssetKey("okr_raw")
 _BATCH = 500
-STAGES = ("checks", "drift", "freshness")
+STAGES = ("runs", "checks", "drift", "freshness", "loss", "observations")
 _RUN_TAGS = ("okr/", "dagster/asset_partition", "dagster/partition")  # what and why, for the message
 
 
-@run_failure_sensor(
-    name="okr_run_failure_sensor",
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Raises an alert (okr_alerts, log, webhook) for every failed run of this code location.",
-)
-def okr_run_failure_sensor(context: RunFailureSensorContext, alerts: AlertsResource,
-                           warehouse: WarehouseResource) -> None:
+def _run_failures(instance: DagsterInstance, after: int) -> "tuple[list[Alert], int]":
+    """Every run that failed (RUN_FAILURE events: a step failed, or run monitoring found its
+    process dead): the failed steps, the first error and the assets it was to materialize."""
     from okr_assets.lib.alerts import run_failure_alert
 
-    run = context.dagster_run
-    steps = context.get_step_failure_events()
-    errors = [e.step_failure_data.error.message for e in steps if e.step_failure_data.error]
-    alert = run_failure_alert(
-        run.run_id, run.job_name, error=errors[0] if errors else context.failure_event.message,
-        failed_steps=[e.step_key for e in steps if e.step_key], assets=_run_assets(context),
-        tags={k: v for k, v in run.tags.items() if k.startswith(_RUN_TAGS)})
-    alerts.raise_alerts([alert], warehouse, context.log)
+    events = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+        after_cursor=after, dagster_event_type=DagsterEventType.RUN_FAILURE, limit=_BATCH)
+    found = []
+    for entry in events.values():
+        run = instance.get_run_by_id(entry.run_id)
+        if run is None:
+            continue
+        steps = [r.event_log_entry.get_dagster_event() for r in instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.STEP_FAILURE).records]
+        errors = [_user_error(e.step_failure_data.error) for e in steps if e.step_failure_data.error]
+        found.append(run_failure_alert(
+            run.run_id, run.job_name, error=errors[0] if errors else entry.get_dagster_event().message,
+            failed_steps=[e.step_key for e in steps if e.step_key], assets=_run_assets(instance, run),
+            tags={k: v for k, v in run.tags.items() if k.startswith(_RUN_TAGS)}))
+    return found, max(events, default=after)
 
 
-def _run_assets(context: RunFailureSensorContext) -> list[str]:
+def _user_error(error: object) -> str:
+    """The message of the error the step's code raised: Dagster wraps an exception of user code
+    in one of its own ("Error occurred while executing op ...") with the real one as its cause."""
+    while getattr(error, "cause", None) is not None and getattr(error, "cls_name", "") in _WRAPPERS:
+        error = error.cause
+    return str(getattr(error, "message", error))
+
+
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def _run_assets(instance: DagsterInstance, run: DagsterRun) -> list[str]:
     """The assets the run was to materialize: its asset selection, else (runs of ad-hoc asset
     jobs have none) the assets it planned."""
-    selection = context.dagster_run.asset_selection
+    selection = run.asset_selection
     if not selection:
-        planned = context.instance.get_records_for_run(
-            context.dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+        planned = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
         selection = {r.event_log_entry.get_dagster_event().asset_key for r in planned}
     return sorted(k.to_user_string() for k in selection if k is not None)
 
@@ -131,6 +150,43 @@ def _new_drift(instance: DagsterInstance, after: int) -> "tuple[list[Alert], int
     return found, records[-1].storage_id
 
 
+def _lost_messages(instance: DagsterInstance, after: int) -> "tuple[list[Alert], int]":
+    """okr_raw materializations that recorded Kafka offsets the broker no longer held."""
+    from okr_assets.lib.alerts import data_loss_alert
+
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=OKR_RAW, after_storage_id=after), limit=_BATCH, ascending=True).records
+    found = []
+    for record in records:
+        metadata = record.asset_materialization.metadata
+        lost = list(_value(metadata, LOST_RANGES, []) or [])
+        if lost:
+            found.append(data_loss_alert(record.storage_id, record.run_id, lost,
+                                         int(_value(metadata, "messages_lost", 0) or 0)))
+    return found, records[-1].storage_id if records else after
+
+
+def _observed_problems(instance: DagsterInstance, after: int) -> "tuple[list[Alert], int]":
+    """Observations the ingestion and refresh sensors record when something cannot be done:
+    Kafka offsets that went backwards (okr_raw), partitions the cascade cannot request."""
+    from okr_assets.lib.alerts import cascade_gap_alert, data_loss_alert
+
+    events = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+        after_cursor=after, dagster_event_type=DagsterEventType.ASSET_OBSERVATION, limit=_BATCH)
+    found = []
+    for storage_id, entry in events.items():
+        observation = entry.get_dagster_event().asset_observation_data.asset_observation
+        metadata, asset = observation.metadata, observation.asset_key.to_user_string()
+        if OFFSETS_WENT_BACKWARDS in metadata:
+            detail = _value(metadata, OFFSETS_WENT_BACKWARDS, {}) or {}
+            found.append(data_loss_alert(storage_id, entry.run_id or None, [], None,
+                                         detail=f"{detail.get('topic')}: {detail.get('detail')}"))
+        if UNREQUESTABLE in metadata:
+            found.append(cascade_gap_alert(storage_id, asset, list(_value(metadata, UNREQUESTABLE, []) or []),
+                                           str(_value(metadata, "upstream", "?")), str(_value(metadata, "reason", ""))))
+    return found, max(events, default=after)
+
+
 def _stale_assets(context: SensorEvaluationContext, after: int) -> "tuple[list[Alert], int]":
     from okr_assets.lib.alerts import freshness_alert
 
@@ -162,8 +218,10 @@ def _fail_window(context: SensorEvaluationContext, key: AssetKey) -> dt.timedelt
     name="okr_alert_sensor",
     minimum_interval_seconds=settings.alert_sensor_interval(),
     default_status=DefaultSensorStatus.RUNNING,
-    description="Raises alerts (okr_alerts, log, webhook) for failed blocking asset checks, new "
-                "significant drift in okr_drift_report and assets whose freshness policy fails.",
+    description="Raises alerts (log, okr_alerts, webhook) for failed runs, failed blocking asset checks, Kafka "
+                "messages lost before landing, partitions the cascade cannot refresh, new significant drift "
+                "in okr_drift_report and assets whose freshness policy fails; alerts raised while the "
+                "warehouse is down are logged and posted at once and recorded once it is back.",
 )
 def okr_alert_sensor(context: SensorEvaluationContext, alerts: AlertsResource,
                      warehouse: WarehouseResource) -> SensorResult:
@@ -172,11 +230,20 @@ def okr_alert_sensor(context: SensorEvaluationContext, alerts: AlertsResource,
         start = context.instance.event_log_storage.get_maximum_record_id() or 0
         cursor = dict.fromkeys(STAGES, start)
         return SensorResult(skip_reason=f"monitoring starts after event {start}", cursor=json.dumps(cursor))
-    cursor = {**dict.fromkeys(STAGES, 0), **json.loads(context.cursor)}
-    checks, cursor["checks"] = _check_failures(context.instance, cursor["checks"])
-    drift, cursor["drift"] = _new_drift(context.instance, cursor["drift"])
+    saved = json.loads(context.cursor)
+    # A stage added since the cursor was written starts where the oldest known stage is.
+    cursor = {**dict.fromkeys(STAGES, min((saved[k] for k in STAGES if k in saved), default=0)),
+              **{k: v for k, v in saved.items() if k in STAGES}}
+    found: list[Alert] = []
+    for stage, read in (("runs", _run_failures), ("checks", _check_failures), ("drift", _new_drift),
+                        ("loss", _lost_messages), ("observations", _observed_problems)):
+        alerts_found, cursor[stage] = read(context.instance, cursor[stage])
+        found += alerts_found
     stale, cursor["freshness"] = _stale_assets(context, cursor["freshness"])
-    raised = alerts.raise_alerts([*checks, *drift, *stale], warehouse, context.log)
-    kinds = sorted({a.kind for a in raised})
-    message = f"raised {len(raised)} alert(s): {', '.join(kinds)}" if raised else "nothing new to alert on"
-    return SensorResult(skip_reason=message, cursor=json.dumps(cursor))
+    delivery = alerts.raise_alerts([*found, *stale], warehouse, context.log, saved.get("unrecorded", []))
+    kinds = sorted({a.kind for a in delivery.raised})
+    message = (f"raised {len(delivery.raised)} alert(s): {', '.join(kinds)}" if delivery.raised
+               else "nothing new to alert on")
+    if delivery.unrecorded:
+        message += f"; {len(delivery.unrecorded)} alert(s) wait to be recorded in okr_alerts (warehouse unavailable)"
+    return SensorResult(skip_reason=message, cursor=json.dumps({**cursor, "unrecorded": delivery.unrecorded}))

@@ -1,5 +1,6 @@
-"""Things break in the middle: a landing run is SIGKILLed, PostgreSQL restarts under a run.
-Nothing is lost, nothing lands twice, no partition is left half-written."""
+"""Things break in the middle: a landing run is SIGKILLed, PostgreSQL restarts under a run, two
+refreshes of the same partitions run at once. Nothing is lost, nothing lands twice, no partition
+is left half-written or mixed."""
 
 import json
 import subprocess
@@ -121,3 +122,58 @@ def test_postgres_restart_during_a_run(okr_home: Path, kafka: KafkaResource, ins
     after = warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed ORDER BY checkin_id")
     assert after["checkin_id"].is_unique and len(after) == 9
     assert after.set_index("checkin_id")["value"]["c1"] == 60
+
+
+# Materializes okr_curated for a quarter in a fresh process, the way a run does: `tags` says how
+# it was launched (a backfill from the UI, a sensor refresh). Just before the staged rows go in,
+# it waits up to 6 s for its twin to get as far, so two refreshes that are not kept apart overlap.
+_CONCURRENT_REFRESH = textwrap.dedent("""
+    import json, os, sys, time
+    from pathlib import Path
+    from dagster import DagsterInstance, materialize
+    from okr_assets.resources import KafkaResource, WarehouseResource, LandingFolderResource
+    from okr_assets.resources.mlflow import okr_mlflow
+    from okr_assets_tests.defs.test_assets import ASSETS
+
+    url, home, me, twin, tags = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
+    real = WarehouseResource.load_staged
+
+    def load_when_both_are_here(self, tables, chunks):
+        (home / f"arrived-{me}").write_text("here")
+        deadline = time.monotonic() + 6
+        while not (home / f"arrived-{twin}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return real(self, tables, chunks)
+
+    WarehouseResource.load_staged = load_when_both_are_here
+    resources = {"warehouse": WarehouseResource(url=url),
+                 "kafka": KafkaResource(bootstrap_servers="127.0.0.1:1", publish_updates=False),
+                 "landing": LandingFolderResource(landing_dir=str(home / "landing"), quarantine_dir=str(home / "q")),
+                 "mlflow": okr_mlflow}
+    result = materialize(ASSETS, selection=["okr_curated"], instance=DagsterInstance.ephemeral(),
+                         resources=resources, tags=tags)
+    print("ok" if result.success else "failed")
+""")
+
+
+def test_a_backfill_and_a_sensor_refresh_of_the_same_quarter_give_the_rows_of_one_run(
+        okr_home: Path, kafka: KafkaResource, postgres: PostgresServer, instance) -> None:
+    resources = build_test_resources(okr_home, kafka, postgres.url(postgres.create_database()))
+    warehouse: WarehouseResource = resources["warehouse"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, f"2025-07-{10 + i % 9:02d}") for i in range(30)])
+    land(instance, resources)
+    assert process(instance, resources).success
+    quarter = {"dagster/asset_partition_range_start": "2025-07-01", "dagster/asset_partition_range_end": "2025-07-01"}
+    assert materialize(ASSETS, selection=["okr_curated"], instance=instance, resources=resources, tags=quarter).success
+    one_run = warehouse.query("SELECT * FROM okr_curated.okr_curated ORDER BY key_result_id").drop(columns="as_of")
+
+    backfill = {**quarter, "dagster/backfill": "ui-backfill"}
+    refresh = {**quarter, "okr/trigger": "new okr_processed materializations", "okr/refresh_target": "okr_curated"}
+    procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT_REFRESH, warehouse.url, str(okr_home), me, twin,
+                               json.dumps(tags)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for me, twin, tags in (("a", "b", backfill), ("b", "a", refresh))]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert [(out.strip().splitlines() or ["no output"])[-1] for out, _ in outputs] == ["ok", "ok"], \
+        [err[-3000:] for _, err in outputs]
+    both = warehouse.query("SELECT * FROM okr_curated.okr_curated ORDER BY key_result_id").drop(columns="as_of")
+    pd.testing.assert_frame_equal(both, one_run)  # not twice the rows, not a mix

@@ -121,7 +121,7 @@ def test_refresh_sensor_cascades_exact_partitions(okr_home: Path, resources: dic
 
 
 def test_refresh_sensor_does_not_queue_what_is_already_waiting(okr_home: Path, resources: dict,
-                                                                instance) -> None:
+                                                                instance, monkeypatch) -> None:
     write_csv(okr_home / "landing" / "a.csv", [checkin(1, "2025-07-10"), checkin(2, "2025-07-11")])
     land(instance, resources)
     [request] = _tick(okr_refresh_sensor, instance, None).run_requests
@@ -135,3 +135,41 @@ def test_refresh_sensor_does_not_queue_what_is_already_waiting(okr_home: Path, r
     result = _tick(okr_refresh_sensor, instance, cursor)
     assert not result.run_requests  # 2025-07-11 is inside the waiting 2025-07-10..11 run
     assert json.loads(result.cursor)["raw"] > json.loads(cursor)["raw"]
+    # The waiting run is cancelled (from the UI): what it covered is requested again.
+    [waiting] = [r for r in instance.get_runs() if r.status == DagsterRunStatus.NOT_STARTED]
+    instance.report_run_canceled(waiting)
+    monkeypatch.setenv("OKR_RETRY_BASE_SECONDS", "0")
+    again = _tick(okr_refresh_sensor, instance, result.cursor)
+    ranges = {(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+              for r in again.run_requests}
+    assert ("2025-07-10", "2025-07-11") in ranges and all("repair" in r.tags["okr/trigger"] for r in again.run_requests)
+
+
+def test_refresh_sensor_requests_again_what_a_failed_run_left(okr_home: Path, resources: dict, instance,
+                                                              monkeypatch) -> None:
+    import okr_assets.lib.validation as validation
+
+    monkeypatch.setenv("OKR_RETRY_BASE_SECONDS", "0")
+    write_csv(okr_home / "landing" / "a.csv", [checkin(1, "2025-07-10")])
+    land(instance, resources)
+    first = _tick(okr_refresh_sensor, instance, None)
+    [request] = first.run_requests
+    real = validation.validate_versions
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the warehouse went away mid-refresh")
+
+    monkeypatch.setattr(validation, "validate_versions", broken)
+    assert not materialize(ASSETS, selection=list(request.asset_selection), instance=instance,
+                           resources=resources, tags=request.tags, raise_on_error=False).success
+    monkeypatch.setattr(validation, "validate_versions", real)
+    second = _tick(okr_refresh_sensor, instance, first.cursor)
+    [retry] = second.run_requests
+    assert (retry.tags["dagster/asset_partition_range_start"], retry.tags["dagster/asset_partition_range_end"]) == \
+        ("2025-07-10", "2025-07-10")
+    assert retry.run_key != request.run_key and "repair" in retry.tags["okr/trigger"]
+    assert materialize(ASSETS, selection=list(retry.asset_selection), instance=instance, resources=resources,
+                       tags=retry.tags).success
+    done = _tick(okr_refresh_sensor, instance, second.cursor)
+    assert not [p for p in json.loads(done.cursor)["pending"] if p["stage"] == "raw"]
+    assert resources["warehouse"].count("okr_processed") == 1

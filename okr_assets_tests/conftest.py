@@ -1,15 +1,18 @@
 """Shared fixtures: a temporary OKR_HOME, a real warehouse (embedded DuckDB and PostgreSQL), a real
 Kafka-protocol broker and a real Dagster instance."""
 
+import contextlib
 import os
+import subprocess
+import sys
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, instance_for_test
+from dagster import DagsterInstance, RunRequest, instance_for_test, materialize
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
@@ -121,6 +124,61 @@ def build_test_resources(okr_home: Path, kafka: KafkaResource, warehouse_url: st
         # initialised only by runs that need it: on the test's OKR_HOME (SQLite + artifact folder)
         "mlflow": okr_mlflow,
     }
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def flaky_warehouse(request: pytest.FixtureRequest, okr_home: Path) -> Iterator[tuple[str, Callable]]:
+    """(warehouse URL, ``outage()``): within ``outage()`` the warehouse cannot be written by a
+    run: the embedded file is held by another process (a run's lock wait runs out), or the
+    PostgreSQL server is stopped (and started again afterwards)."""
+    if request.param == "duckdb":
+        path = okr_home / "warehouse.duckdb"
+        WarehouseResource(url=f"duckdb:///{path}").setup()
+
+        @contextlib.contextmanager
+        def outage() -> Iterator[None]:
+            holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                                       "c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)",
+                                       str(path)], stdout=subprocess.PIPE, text=True)
+            try:
+                assert holder.stdout.readline().strip() == "held"
+                yield
+            finally:
+                holder.kill()
+                holder.wait()
+
+        yield f"duckdb:///{path}", outage
+        return
+    with postgres_server() as server:
+        url = server.url(server.create_database())
+        WarehouseResource(url=url).setup()
+
+        @contextlib.contextmanager
+        def outage() -> Iterator[None]:
+            server.stop()
+            try:
+                yield
+            finally:
+                server.start()
+
+        yield url, outage
+
+
+def impatient(resources: dict) -> dict:
+    """The run's resources with a warehouse that gives up on a held lock after a second."""
+    return {**resources, "warehouse": WarehouseResource(url=resources["warehouse"].url, lock_timeout_seconds=1)}
+
+
+def execute_request(request: RunRequest, instance: DagsterInstance, resources: dict, succeed: bool = True):
+    """Run what a sensor requested as the daemon would (its assets, config, tags, partition)."""
+    from okr_assets_tests.defs.test_assets import ASSETS
+
+    selection = [k.to_user_string() for k in request.asset_selection] if request.asset_selection else ["okr_raw"]
+    result = materialize(ASSETS, selection=selection, instance=instance, resources=resources,
+                         run_config=request.run_config, tags=request.tags, partition_key=request.partition_key,
+                         raise_on_error=False)
+    assert result.success == succeed, [e.message for e in result.all_events if e.is_failure]
+    return result
 
 
 @pytest.fixture

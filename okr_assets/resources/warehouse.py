@@ -56,6 +56,9 @@ class LandResult:
     # the run wrote, for the okr_raw check, without reading it back
     positions: Any = None
     raw_ids: Any = None
+    # runs that landed rows of this batch before (it skipped them): a run that died after its
+    # commit never reported what it landed, so the caller cascades those runs' partitions
+    earlier_runs: frozenset[str] = frozenset()
 
     def inserted_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
         """The rows (as given to ``land_raw``) that were inserted, with their ``raw_id``."""
@@ -307,9 +310,9 @@ class WarehouseResource(ConfigurableResource):
         t = _table(table)
         return int(self.query(f"SELECT count(*) AS n FROM {(t.staged if staged else t).qualified}").iloc[0, 0])
 
-    def landed_file_digests(self, digests: Sequence[str]) -> dict[str, bool]:
+    def landed_file_digests(self, digests: Sequence[str]) -> dict[str, tuple[bool, str | None]]:
         """The file hashes among ``digests`` whose bytes already landed, each with whether that
-        file was unreadable (one query for a whole batch)."""
+        file was unreadable and the run that landed its rows (one query for a whole batch)."""
         if not digests:
             return {}
         import pandas as pd
@@ -317,11 +320,21 @@ class WarehouseResource(ConfigurableResource):
         backend = self.backend
         with self.transaction() as con:  # PostgreSQL drops the staged table at commit
             backend.stage(con, "okr_digests", pd.DataFrame({"sha256": list(digests)}), [("sha256", "TEXT")])
-            found = backend.fetch(con, "SELECT sha256, bool_or(unreadable) AS unreadable FROM "
-                                       f"{LANDED_FILES.qualified} WHERE sha256 IN (SELECT sha256 FROM okr_digests) "
-                                       "GROUP BY 1")
+            found = backend.fetch(con, "SELECT sha256, bool_or(unreadable) AS unreadable, max(run_id) FILTER "
+                                       f"(WHERE {quote('rows')} > 0) AS run_id FROM {LANDED_FILES.qualified} "
+                                       "WHERE sha256 IN (SELECT sha256 FROM okr_digests) GROUP BY 1")
             backend.unstage(con, "okr_digests")
-        return {str(sha): bool(bad) for sha, bad in zip(found["sha256"], found["unreadable"], strict=True)}
+        return {str(sha): (bool(bad), None if run is None or pd.isna(run) else str(run))
+                for sha, bad, run in zip(found["sha256"], found["unreadable"], found["run_id"], strict=True)}
+
+    def partitions_landed_by(self, run_ids: Sequence[str]) -> set[str]:
+        """okr_processed partitions of the okr_raw rows these runs landed."""
+        if not run_ids:
+            return set()
+        marks = ", ".join("?" for _ in run_ids)
+        found = self.query(f"SELECT DISTINCT partition_date FROM {TABLES['okr_raw'].qualified} "
+                           f"WHERE run_id IN ({marks})", list(run_ids))
+        return {_day(d) for d in found["partition_date"].dropna()}
 
     # -- the landing ledger, as the sensors read it: quickly, or not at all -------------------------
 
@@ -423,6 +436,11 @@ class WarehouseResource(ConfigurableResource):
                 con,
                 f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn "
                 f"FROM okr_incoming ON CONFLICT DO NOTHING RETURNING raw_id", [before])
+            earlier: frozenset[str] = frozenset()
+            if len(returned) < len(frame):  # some rows were there already: who landed them?
+                runs = backend.fetch(con, f"SELECT DISTINCT r.run_id FROM {t.qualified} r JOIN okr_incoming i "
+                                          "ON r.source_key = i.source_key WHERE r.raw_id <= ?", [before])
+                earlier = frozenset(str(r) for r in runs["run_id"].dropna())
             backend.unstage(con, "okr_incoming")
             # Partitions of the new rows, and of older versions of the same check-ins (which may change too).
             touched = backend.fetch(
@@ -441,7 +459,7 @@ class WarehouseResource(ConfigurableResource):
             result = LandResult(inserted=len(raw_ids),
                                 touched_partitions={_day(d) for d in touched["partition_date"].dropna()},
                                 inserted_by_file={f.sha256: by_file.get(f.sha256, 0) for f in files},
-                                positions=raw_ids - before - 1, raw_ids=raw_ids)
+                                positions=raw_ids - before - 1, raw_ids=raw_ids, earlier_runs=earlier)
             if audit is not None:
                 audit(result)
         return result

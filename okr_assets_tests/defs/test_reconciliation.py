@@ -3,11 +3,9 @@ producers sending while the Kafka sensor ticks, landing runs that fail (warehous
 or are cancelled from the queue, and a broker that lost what was planned. The landing ledger in
 the warehouse is the record; every tick repairs the difference with the source."""
 
-import contextlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -15,77 +13,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterRun, DagsterRunStatus, RunRequest, SensorResult, build_sensor_context, materialize
+from dagster import DagsterRun, DagsterRunStatus, SensorResult, build_sensor_context
 
 from okr_assets.defs.ingestion.kafka_sensor import KafkaCursor, missing_ranges
 from okr_assets.defs.ingestion.sensors import okr_landing_sensor
 from okr_assets.resources import KafkaResource, WarehouseResource
-from okr_assets_tests.conftest import REPO, build_test_resources, checkin, write_csv
-from okr_assets_tests.defs.test_assets import ASSETS, process
+from okr_assets_tests.conftest import REPO, build_test_resources, checkin, execute_request, impatient, write_csv
+from okr_assets_tests.defs.test_assets import process
 from okr_assets_tests.defs.test_kafka import good, produce, tick
-from okr_assets_tests.postgres import postgres_server
 
 TICK_BUDGET_SECONDS = 2.0
 
 
-def _execute(request: RunRequest, instance, resources: dict, succeed: bool = True):
-    """Run what a sensor requested as the daemon would (its assets, config, tags, partition)."""
-    selection = [k.to_user_string() for k in request.asset_selection] if request.asset_selection else ["okr_raw"]
-    result = materialize(ASSETS, selection=selection, instance=instance, resources=resources,
-                         run_config=request.run_config, tags=request.tags, partition_key=request.partition_key,
-                         raise_on_error=False)
-    assert result.success == succeed, [e.message for e in result.all_events if e.is_failure]
-    return result
-
-
 def _landed_checkins(warehouse: WarehouseResource) -> list[str]:
     return warehouse.query("SELECT checkin_id FROM okr_raw.okr_raw WHERE checkin_id IS NOT NULL")["checkin_id"].tolist()
-
-
-# -- a warehouse that can go away ----------------------------------------------------------------------
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def flaky_warehouse(request: pytest.FixtureRequest, okr_home: Path) -> Iterator[tuple[str, Callable]]:
-    """(warehouse URL, ``outage()``): within ``outage()`` the warehouse cannot be written by a
-    run: the embedded file is held by another process (a run's lock wait runs out), or the
-    PostgreSQL server is stopped (and started again afterwards)."""
-    if request.param == "duckdb":
-        path = okr_home / "warehouse.duckdb"
-        WarehouseResource(url=f"duckdb:///{path}").setup()
-
-        @contextlib.contextmanager
-        def outage() -> Iterator[None]:
-            holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
-                                       "c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(600)",
-                                       str(path)], stdout=subprocess.PIPE, text=True)
-            try:
-                assert holder.stdout.readline().strip() == "held"
-                yield
-            finally:
-                holder.kill()
-                holder.wait()
-
-        yield f"duckdb:///{path}", outage
-        return
-    with postgres_server() as server:
-        url = server.url(server.create_database())
-        WarehouseResource(url=url).setup()
-
-        @contextlib.contextmanager
-        def outage() -> Iterator[None]:
-            server.stop()
-            try:
-                yield
-            finally:
-                server.start()
-
-        yield url, outage
-
-
-def _impatient(resources: dict) -> dict:
-    """The run's resources with a warehouse that gives up on a held lock after a second."""
-    return {**resources, "warehouse": WarehouseResource(url=resources["warehouse"].url, lock_timeout_seconds=1)}
 
 
 @pytest.fixture
@@ -159,7 +100,7 @@ def test_every_message_lands_once_while_producers_send_during_ticks(
             durations.append(seconds)
             cursor = result.cursor or cursor
             for request in getattr(result, "run_requests", None) or []:
-                _execute(request, instance, resources)
+                execute_request(request, instance, resources)
                 runs += 1
     finally:
         producer.stopped.set()
@@ -173,7 +114,7 @@ def test_every_message_lands_once_while_producers_send_during_ticks(
         durations.append(seconds)
         cursor = result.cursor or cursor
         for request in getattr(result, "run_requests", None) or []:
-            _execute(request, instance, resources)
+            execute_request(request, instance, resources)
     landed = _landed_checkins(warehouse)
     assert len(landed) == sent and set(landed) == set(producer.sent), "every message lands exactly once"
     assert runs >= 3 and max(durations) < TICK_BUDGET_SECONDS, durations
@@ -195,8 +136,8 @@ def test_a_landing_run_that_failed_is_requested_again_and_lands(
     [kafka_request] = kafka_first.run_requests
 
     with outage():  # both landing runs fail: the warehouse cannot be written
-        _execute(file_request, instance, _impatient(resources), succeed=False)
-        _execute(kafka_request, instance, _impatient(resources), succeed=False)
+        execute_request(file_request, instance, impatient(resources), succeed=False)
+        execute_request(kafka_request, instance, impatient(resources), succeed=False)
         # Ticks during the outage stay short and ask for nothing they cannot check.
         started = time.monotonic()
         down_files = _landing_tick(instance, files_first.cursor, resources)
@@ -213,8 +154,8 @@ def test_a_landing_run_that_failed_is_requested_again_and_lands(
     [kafka_retry] = again_kafka.run_requests
     assert kafka_retry.run_key != kafka_request.run_key
     assert kafka_retry.run_config == kafka_request.run_config  # the same exact offsets
-    _execute(file_retry, instance, resources)
-    _execute(kafka_retry, instance, resources)
+    execute_request(file_retry, instance, resources)
+    execute_request(kafka_retry, instance, resources)
     expected = [f"c{i}" for i in range(5)] + [f"c{100 + i}" for i in range(8)]
     assert sorted(_landed_checkins(warehouse)) == sorted(expected)
 
@@ -247,8 +188,8 @@ def test_a_run_cancelled_from_the_queue_is_requested_again(okr_home: Path, resou
         instance.report_run_canceled(instance.get_run_by_id(run.run_id))
     [file_retry] = _landing_tick(instance, files.cursor, resources).run_requests
     [kafka_retry] = tick(kafka, instance, stream.cursor, warehouse).run_requests
-    _execute(file_retry, instance, resources)
-    _execute(kafka_retry, instance, resources)
+    execute_request(file_retry, instance, resources)
+    execute_request(kafka_retry, instance, resources)
     assert sorted(_landed_checkins(warehouse)) == sorted([f"c{i}" for i in range(3)] + [f"c{50 + i}" for i in range(4)])
 
 
@@ -311,7 +252,7 @@ def test_offsets_the_broker_lost_before_the_run_read_them_are_rejected_not_skipp
     restart()
     stream.ensure_topics(partitions=1)
     produce(stream, [good(100 + i) for i in range(10)], partition=0)  # offsets 0..9 of the new log
-    result = _execute(request, instance, resources)
+    result = execute_request(request, instance, resources)
     [materialization] = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()
                          if e.asset_key.to_user_string() == "okr_raw"]
     assert materialization.metadata["kafka_offsets_lost"].data == ["okr_raw_ingest/0/10-29"]

@@ -91,6 +91,7 @@ class _Tally:
     sources: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # "topic/partition/first-last" per lost offset range
     messages_lost: int = 0
+    earlier_runs: set[str] = field(default_factory=set)  # runs that landed rows this run found there
 
 
 class _AuditFailed(Exception):
@@ -134,6 +135,7 @@ def okr_raw(
         if config.files or not config.kafka_ranges:
             names = config.files or [e.name for e in landing.csv_files(settled_only=False)]
             _land_files(context, names, warehouse, landing, ingested_at, tally)
+    _cascade_unreported(context, warehouse, tally)
 
     ordered = sorted(tally.touched)
     return MaterializeResult(
@@ -153,6 +155,25 @@ def okr_raw(
         },
         check_results=[tally.check.result()] if tally.check else [],
     )
+
+
+def _cascade_unreported(context: AssetExecutionContext, warehouse: WarehouseResource, tally: _Tally) -> None:
+    """Rows an earlier run committed but never reported (it died, or failed, after a commit) are in
+    no materialization, so the refresh cascade would not know their partitions: report them here.
+    A run that succeeded reported its own; one still in flight will."""
+    from dagster import DagsterRunStatus
+
+    silent = []
+    for run_id in sorted(tally.earlier_runs - {context.run.run_id}):
+        run = context.instance.get_run_by_id(run_id)
+        if run is None or run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+            silent.append(run_id)
+    if silent:
+        partitions = warehouse.partitions_landed_by(silent)
+        tally.touched |= partitions
+        runs = ", ".join(r[:8] for r in silent)
+        context.log.info(f"rows landed by {len(silent)} earlier run(s) that did not finish ({runs}) are cascaded "
+                         f"with this landing: {len(partitions)} okr_processed partition(s)")
 
 
 def _audit(tally: _Tally, rows: "pd.DataFrame") -> "Callable[[LandResult], None]":
@@ -185,6 +206,7 @@ class _FileBatch:
     unreadable: list[tuple[FileVersion, str]] = field(default_factory=list)  # quarantined after the commit
     already: list[FileVersion] = field(default_factory=list)  # bytes landed before: recorded as read
     notes: list[str] = field(default_factory=list)  # entries that could not be read (warnings)
+    earlier_runs: set[str] = field(default_factory=set)  # runs that landed the ``already`` bytes
 
 
 def _land_files(
@@ -206,6 +228,7 @@ def _land_files(
             tally.malformed += batch.malformed
             if batch.files:
                 _land_file_batch(context, batch, warehouse, tally)
+            tally.earlier_runs |= batch.earlier_runs
             if batch.already:
                 warehouse.record_file_versions(batch.already, run_id)
                 tally.files_skipped += len(batch.already)
@@ -275,7 +298,8 @@ def _file_batches(
         return batch
 
     notes: list[str] = []
-    seen: dict[str, bool] = {}  # sha256 -> unreadable, of the bytes landed before or earlier in this run
+    # sha256 -> (unreadable, the run that landed them), of the bytes landed before or earlier in this run
+    seen: dict[str, tuple[bool, str | None]] = {}
     items: list[tuple[FileVersion, object]] = []  # (version, ParsedCsv or the row of an unreadable file)
     batch, batch_rows = _FileBatch(), 0
     for chunk in reads():
@@ -283,8 +307,10 @@ def _file_batches(
         for name, read, digest in chunk:
             version = FileVersion(digest, name, read.size, read.mtime_ns)
             if digest in seen:
-                batch.already.append(FileVersion(digest, name, read.size, read.mtime_ns, unreadable=seen[digest]))
-                if seen[digest]:
+                unreadable, landed_by = seen[digest]
+                batch.already.append(FileVersion(digest, name, read.size, read.mtime_ns, unreadable=unreadable))
+                batch.earlier_runs |= {landed_by} if landed_by and landed_by != run_id else set()
+                if unreadable:
                     batch.unreadable.append((batch.already[-1], _unreadable_reason(read.data)))
                 continue
             try:
@@ -293,7 +319,7 @@ def _file_batches(
                 items.append((version, parsed))
                 batch.row_counts[digest] = parsed.row_count
                 batch_rows += parsed.row_count
-                seen[digest] = False
+                seen[digest] = (False, run_id)
             except UnreadableFileError as exc:
                 version = FileVersion(digest, name, read.size, read.mtime_ns, unreadable=True)
                 items.append((version, unreadable_file_row(name, digest, read.data, exc.code, str(exc),
@@ -301,7 +327,7 @@ def _file_batches(
                 batch.unreadable.append((version, str(exc)))
                 batch.row_counts[digest] = 1
                 batch_rows += 1
-                seen[digest] = True
+                seen[digest] = (True, run_id)
             if batch_rows >= _LAND_BATCH_ROWS:
                 batch.notes, notes = notes, []
                 yield batch_of(items, batch)
@@ -328,6 +354,7 @@ def _land_file_batch(context: AssetExecutionContext, batch: _FileBatch, warehous
     """Land a batch of files in one transaction, checked before it commits."""
     rows = batch.rows
     result = warehouse.land_raw(rows, run_id=context.run.run_id, files=batch.files, audit=_audit(tally, rows))
+    tally.earlier_runs |= result.earlier_runs
     tally.rows_landed += result.inserted
     tally.rows_seen += len(rows)
     tally.touched |= result.touched_partitions
@@ -379,6 +406,7 @@ def _land_kafka(
         for r, rows, ledger, lost, messages in read:
             label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
             result = warehouse.land_raw(rows, run_id=run_id, offsets=ledger, audit=_audit(tally, rows))
+            tally.earlier_runs |= result.earlier_runs
             tally.rows_landed += result.inserted
             tally.rows_seen += len(rows)
             tally.touched |= result.touched_partitions

@@ -221,7 +221,8 @@ def test_an_open_cycle_only_has_the_exports_so_far() -> None:
 
 def test_bad_rows_cover_every_reason_and_are_rejected_for_it(tmp_path: Path) -> None:
     assert set(BAD_REASONS) == set(RejectReason) - {
-        RejectReason.UNREADABLE_FILE, RejectReason.MALFORMED_ROW, RejectReason.MESSAGE_TOO_LARGE,
+        RejectReason.UNREADABLE_FILE, RejectReason.LOST_BEFORE_LANDING, RejectReason.MALFORMED_ROW,
+        RejectReason.MESSAGE_TOO_LARGE,
         RejectReason.MESSAGE_NOT_UTF8, RejectReason.MESSAGE_NOT_JSON, RejectReason.MESSAGE_NOT_OBJECT,
         RejectReason.UNKNOWN_SCHEMA_VERSION, RejectReason.INVALID_ENVELOPE, RejectReason.UNSTORABLE_CHARACTER}
     data = generate(GeneratorConfig(seed=9, as_of=AS_OF, bad_share=0.1))

@@ -16,7 +16,7 @@ from dagster import DagsterInstance, RunRequest, instance_for_test, materialize
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
-from okr_assets.resources.mlflow import okr_mlflow
+from okr_assets.resources.mlflow import HTTP_DEFAULTS, okr_mlflow
 from okr_assets_tests.postgres import PostgresServer, postgres_server
 from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
 
@@ -28,11 +28,19 @@ BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 
 
 @pytest.fixture(autouse=True)
-def _isolate_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolate_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the environment; without this, one
     test's store would leak into the next test (and its subprocesses). Empty means "the default
-    store under OKR_HOME"; monkeypatch removes whatever the test left behind."""
+    store under OKR_HOME"; monkeypatch removes whatever the test left behind. The HTTP limits that
+    configure_tracking() sets when unset are put back as they were, too."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    before = {name: os.environ.get(name) for name in HTTP_DEFAULTS}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

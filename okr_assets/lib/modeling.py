@@ -115,24 +115,28 @@ def train_and_select(split: Split) -> TrainResult:
                        candidates={n: r[1] for n, r in results.items()})
 
 
-def realised_performance(log: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Quality of served predictions once their cycles closed, per (model_version, week).
+def realised_performance(log: pd.DataFrame, outcomes: pd.DataFrame, pooled: bool = False) -> pd.DataFrame:
+    """Quality of served predictions once their cycles closed, per (model_version, week); with
+    ``pooled``, per model_version over all its weeks together (no week column).
 
-    ``log``: key_result_id, cycle_id, week, risk, model_version, holdout_roc_auc (one row per served
-    prediction; the latest one per key result, week and version counts). ``outcomes``:
-    key_result_id, cycle_id, reached_target for closed cycles.
+    ``log``: key_result_id, cycle_id, week, risk, model_version, predicted_at, holdout_roc_auc, one
+    row per served prediction; of a version's predictions for the same key result, cycle and week
+    the latest counts (pooled too: each week a key result was scored at is one sample).
+    ``outcomes``: key_result_id, cycle_id, reached_target for closed cycles.
     """
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
-    columns = ["model_version", "week", "predictions", "realised_roc_auc", "realised_brier", "holdout_roc_auc"]
+    keys = ["model_version"] if pooled else ["model_version", "week"]
+    columns = [*keys, "predictions", "realised_roc_auc", "realised_brier", "holdout_roc_auc"]
     served = log.sort_values("predicted_at").drop_duplicates(
         ["key_result_id", "cycle_id", "week", "model_version"], keep="last")
     joined = served.merge(outcomes.dropna(subset=["reached_target"]), on=["key_result_id", "cycle_id"])
     rows = []
-    for (version, week), group in joined.groupby(["model_version", "week"]):
+    for key, group in joined.groupby(keys):
         y = group["reached_target"].astype(bool).to_numpy()
         p = 1.0 - group["risk"].to_numpy(float)
-        rows.append({"model_version": version, "week": float(week), "predictions": len(group),
+        rows.append({"model_version": key[0], **({} if pooled else {"week": float(key[1])}),
+                     "predictions": len(group),
                      "realised_roc_auc": float(roc_auc_score(y, p)) if len(set(y)) == 2 else np.nan,
                      "realised_brier": float(brier_score_loss(y, p)),
                      "holdout_roc_auc": float(group["holdout_roc_auc"].iloc[0])})

@@ -1,9 +1,16 @@
 """The ML assets on a real Dagster instance, a real DuckDB warehouse and a real local MLflow
-tracking store (SQLite + artifact folder under the test's OKR_HOME), verified through MlflowClient."""
+tracking store (SQLite + artifact folder under the test's OKR_HOME), verified through MlflowClient;
+and against a real `mlflow server` that goes down."""
 
 import json
+import os
+import subprocess
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import (
     AssetKey,
@@ -18,8 +25,11 @@ from dagster import (
 from okr_assets.cli import default_as_of
 from okr_assets.defs.ml.automation import okr_retrain_schedule, okr_retrain_sensor
 from okr_assets.lib.generator import GeneratorConfig, generate, write_dataset
-from okr_assets.resources.mlflow import okr_mlflow, tracking_uri
+from okr_assets.resources import KafkaResource
+from okr_assets.resources.mlflow import HTTP_DEFAULTS, okr_mlflow, tracking_uri
+from okr_assets_tests.conftest import BIN, build_test_resources
 from okr_assets_tests.defs.test_assets import ASSETS, metadata
+from okr_assets_tests.processes import free_port, start, stop, wait_until
 
 
 def _range(start: str, end: str) -> dict[str, str]:
@@ -32,8 +42,8 @@ def ml_resources(resources: dict) -> dict:
     return resources
 
 
-def _pipeline(okr_home: Path, resources: dict, instance, cycles: int = 4) -> None:
-    data = generate(GeneratorConfig(seed=4, teams=4, cycles=cycles, as_of=default_as_of()))
+def _pipeline(okr_home: Path, resources: dict, instance, cycles: int = 4, teams: int = 4) -> None:
+    data = generate(GeneratorConfig(seed=4, teams=teams, cycles=cycles, as_of=default_as_of()))
     write_dataset(data, okr_home / "landing", seed=4)
     quarters = sorted({c for c in data.ground_truth["cycle_id"]})
     first_q = f"{quarters[0][:4]}-{3 * (int(quarters[0][-1]) - 1) + 1:02d}-01"
@@ -183,3 +193,80 @@ def test_realised_performance_of_served_predictions(okr_home: Path, ml_resources
     warned = checks["okr_realised_auc_holds_up"]
     assert not warned.passed and warned.severity.value == "WARN"
     assert "more than 0.05 below" in warned.description
+
+
+def _start_mlflow_server(folder: Path, port: int) -> tuple[subprocess.Popen, Path]:
+    """A real tracking server (SQLite backend store and artifact folder in ``folder``) starting on
+    127.0.0.1:``port``, and its log (one per start)."""
+    log = folder / f"mlflow-{time.monotonic_ns()}.log"
+    return start([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                  "--artifacts-destination", str(folder / "mlartifacts"), "--host", "127.0.0.1",
+                  "--port", str(port), "--workers", "1"], env=dict(os.environ), log=log, cwd=folder), log
+
+
+def _wait_until_healthy(proc: subprocess.Popen, log: Path, port: int) -> None:
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+
+    wait_until(healthy, 120, f"the MLflow server on port {port}", interval=0.3, proc=proc, log=log)
+
+
+def _failure_text(result) -> str:
+    """Every error a run reported (a step's, a resource's, the run's), with its causes, as text."""
+    errors = (getattr(e.event_specific_data, "error", None) for e in result.all_events)
+    return "\n".join(error.to_string() for error in errors if error is not None)
+
+
+def test_registry_outage_fails_runs_and_changes_nothing(okr_home: Path, kafka: KafkaResource, instance,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the tracking server down, okr_predictions, okr_drift_report and okr_model fail within
+    seconds, saying so, and leave the served tables and the champion alias as they were."""
+    import mlflow
+
+    for name in HTTP_DEFAULTS:  # the product's own limits, whatever this shell sets
+        monkeypatch.delenv(name, raising=False)
+    server_dir, port = tmp_path / "mlflow-server", free_port()
+    server_dir.mkdir()
+    secret = f"pw-{uuid.uuid4().hex}"  # a tracking URI can carry credentials: none may leak
+    uri = f"http://okr:{secret}@127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("OKR_MLFLOW_ARTIFACT_ROOT", "mlflow-artifacts:/okr_at_risk")  # through the server
+    resources = build_test_resources(okr_home, kafka, f"duckdb:///{okr_home / 'warehouse.duckdb'}")
+    warehouse = resources["warehouse"]
+    server, log = _start_mlflow_server(server_dir, port)  # starts while the warehouse is filled
+    try:
+        _pipeline(okr_home, resources, instance, cycles=3, teams=1)
+        _wait_until_healthy(server, log, port)
+        served = materialize(ASSETS, selection=["okr_model", "okr_predictions", "okr_drift_report"],
+                             instance=instance, resources=resources)
+        assert served.success and metadata(served, "okr_model")["champion_version"] == "1"
+        before = {table: warehouse.query(f"SELECT * FROM okr_ml.{table}") for table in
+                  ("okr_predictions", "okr_drift_report")}
+        assert all(len(rows) > 0 for rows in before.values())
+        stop(server)
+
+        for asset in ("okr_predictions", "okr_drift_report", "okr_model"):
+            started = time.monotonic()
+            failed = materialize(ASSETS, selection=[asset], instance=instance, resources=resources,
+                                 raise_on_error=False)
+            elapsed = time.monotonic() - started
+            error = _failure_text(failed)
+            assert not failed.success, f"{asset} succeeded without its registry"
+            # MLflow's own retry defaults would wait ~4 minutes per request
+            assert elapsed < 45, f"{asset} took {elapsed:.0f} s to fail"
+            assert f"MLflow tracking store http://127.0.0.1:{port} failed while" in error, error
+            assert "Connection refused" in error and "Nothing was changed" in error, error
+            assert secret not in error
+        for table, rows in before.items():
+            pd.testing.assert_frame_equal(warehouse.query(f"SELECT * FROM okr_ml.{table}"), rows)
+        recorded = "\n".join(repr(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id))
+        assert secret not in recorded
+
+        server, log = _start_mlflow_server(server_dir, port)
+        _wait_until_healthy(server, log, port)
+        client = mlflow.MlflowClient(uri)
+        assert str(client.get_model_version_by_alias("okr_at_risk", "champion").version) == "1"
+        assert len(client.search_model_versions("name = 'okr_at_risk'")) == 1  # okr_model registered nothing
+    finally:
+        stop(server)

@@ -10,7 +10,7 @@ from okr_assets.lib.curation import curate
 from okr_assets.lib.drift import detect_drift, markdown_summary
 from okr_assets.lib.features import FEATURE_COLUMNS, build_features, open_latest
 from okr_assets.lib.generator import GeneratorConfig, generate
-from okr_assets.lib.modeling import time_split, train_and_select
+from okr_assets.lib.modeling import realised_performance, time_split, train_and_select
 from okr_assets.lib.validation import validate_versions
 
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
@@ -141,3 +141,33 @@ def test_large_samples_do_not_alarm_on_irrelevant_shifts() -> None:
 
 def test_feature_columns_have_no_label_leak() -> None:
     assert "label" not in FEATURE_COLUMNS and "cycle_closed" not in FEATURE_COLUMNS
+
+
+def test_realised_auc_pools_every_served_week() -> None:
+    # Version 1 ranked four key results backwards at week 1 and perfectly at week 2 (a and b
+    # reached the target). Pooled over weeks, its ROC-AUC is that of all eight predictions; the
+    # latest prediction of each key result alone would say 1.0.
+    served_at = pd.Timestamp("2026-08-01", tz="UTC")
+    rows = [("a", 1, 0.9), ("b", 1, 0.2), ("c", 1, 0.1), ("d", 1, 0.8),
+            ("a", 2, 0.1), ("b", 2, 0.2), ("c", 2, 0.8), ("d", 2, 0.9)]
+    log = pd.DataFrame([{"key_result_id": kr, "cycle_id": "2026-Q3", "week": float(week), "risk": risk,
+                         "model_version": "1", "predicted_at": served_at + pd.Timedelta(weeks=week),
+                         "holdout_roc_auc": 0.8} for kr, week, risk in rows])
+    # Week 2 of key result a was served twice: the later prediction is the one that counts.
+    log = pd.concat([log.assign(risk=0.99, predicted_at=served_at).iloc[[4]], log], ignore_index=True)
+    outcomes = pd.DataFrame({"key_result_id": list("abcd"), "cycle_id": "2026-Q3",
+                             "reached_target": [True, True, False, False]})
+
+    pooled = realised_performance(log, outcomes, pooled=True)
+    assert list(pooled.columns) == ["model_version", "predictions", "realised_roc_auc", "realised_brier",
+                                    "holdout_roc_auc"]
+    [version] = pooled.itertuples()
+    assert version.model_version == "1" and version.predictions == 8
+    assert version.realised_roc_auc == pytest.approx(10 / 16)  # positive above negative in 10 of 16 pairs
+    assert version.holdout_roc_auc == 0.8
+
+    per_week = realised_performance(log, outcomes).set_index("week")
+    assert per_week["predictions"].to_dict() == {1.0: 4, 2.0: 4}
+    assert per_week["realised_roc_auc"].to_dict() == {1.0: pytest.approx(0.25), 2.0: 1.0}
+    latest_only = realised_performance(log.assign(week=0.0), outcomes)  # one prediction per key result
+    assert latest_only["predictions"].tolist() == [4] and latest_only["realised_roc_auc"].tolist() == [1.0]

@@ -32,6 +32,8 @@ from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 OWNERS = ["team:okr-ml"]
 OKR_FEATURES = AssetKey("okr_features")
@@ -152,13 +154,24 @@ def _data_version(frame: "pd.DataFrame") -> str:
     return digest.hexdigest()[:16]
 
 
-def _champion(client: object) -> object | None:
+def _champion(client: "MlflowClient") -> "ModelVersion | None":
+    """The model version the champion alias points to; None only when the registered model does
+    not exist (RESOURCE_DOES_NOT_EXIST, on the SQL store and from a server) or has no such alias.
+    Any other failure of the store propagates: an outage is not "no champion".
+
+    The registered model's alias map answers the alias question: get_model_version_by_alias
+    reports a missing alias as INVALID_PARAMETER_VALUE, which MLflow also raises for other causes."""
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     try:
-        return client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION)
-    except MlflowException:
-        return None
+        registered = client.get_registered_model(REGISTERED_MODEL)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    version = registered.aliases.get(CHAMPION)
+    return None if version is None else client.get_model_version(REGISTERED_MODEL, str(version))
 
 
 @asset(
@@ -174,58 +187,64 @@ def _champion(client: object) -> object | None:
 def okr_model(context: AssetExecutionContext) -> MaterializeResult:
     """At-risk model: will a key result end its cycle with score >= 0.7? Trained on closed cycles
     with the most recent closed cycle as holdout, logged to MLflow and registered as okr_at_risk;
-    the `champion` alias moves only when the new version beats the champion on the same holdout."""
+    the `champion` alias moves only when the new version beats the champion on the same holdout.
+    When the tracking store fails, the run fails and the alias stays where it was."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
     from okr_assets.lib.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
     from okr_assets.lib.modeling import evaluate, time_split, train_and_select
+    from okr_assets.resources.mlflow import registry_failures
 
     warehouse: WarehouseResource = context.resources.warehouse
     features = warehouse.query("SELECT * FROM okr_ml.okr_features")
     split = time_split(features)
-    result = train_and_select(split)
     tracker = context.resources.mlflow
-    data_version = _data_version(pd.concat([split.train, split.holdout])[[*list(FEATURE_COLUMNS), "label"]])
-    tracker.log_params({
-        "model": result.name, "train_cycles": json.dumps(split.train_cycles),
-        "holdout_cycle": split.holdout_cycle, "train_rows": len(split.train),
-        "holdout_rows": len(split.holdout), "features": ",".join(FEATURE_COLUMNS),
-        "training_data_version": data_version, "dagster_run_id": context.run.run_id,
-    })
-    tracker.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items() if k != "rows"})
-    for name, metrics in result.candidates.items():
-        tracker.log_metrics({f"candidate_{name}_{k}": v for k, v in metrics.items() if k != "rows"})
-    for row in result.per_week.itertuples():
-        tracker.log_metrics({"holdout_roc_auc_by_week": row.roc_auc, "holdout_brier_by_week": row.brier,
-                             "holdout_calibration_gap_by_week": row.calibration_gap}, step=int(row.week))
-    tracker.log_dict({"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
-                     "features.json")
-    example = split.holdout[list(FEATURE_COLUMNS)].head(5)
-    signature = infer_signature(example, result.model.predict_proba(example)[:, 1])
-    # MLflow stores scikit-learn models with skops, which refuses types it has not been told to
-    # trust; this model was trained by this very step, so its own types are trusted.
-    import skops.io
-
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(result.model))
-    info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
-                                    registered_model_name=REGISTERED_MODEL, skops_trusted_types=trusted)
-    version = str(info.registered_model_version)
-
-    client = mlflow.MlflowClient()
-    champion = _champion(client)
+    # The champion is read before anything is written, and by version: the model compared is the
+    # one whose version is reported, even if the alias moves meanwhile.
+    with registry_failures("reading the champion model", "Nothing was changed: the champion alias was not moved."):
+        client = mlflow.MlflowClient()
+        champion = _champion(client)
+        previous = (mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{champion.version}")
+                    if champion is not None else None)
+    result = train_and_select(split)
     new_auc = result.metrics["roc_auc"]
-    champion_auc = None
-    if champion is not None:
-        previous = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
-        champion_auc = evaluate(previous, split.holdout)[0]["roc_auc"]
+    champion_auc = evaluate(previous, split.holdout)[0]["roc_auc"] if previous is not None else None
     promoted = champion is None or new_auc > champion_auc
-    if promoted:
-        client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
+    data_version = _data_version(pd.concat([split.train, split.holdout])[[*list(FEATURE_COLUMNS), "label"]])
+    with registry_failures("logging and registering the model",
+                           "The champion alias was not moved (a new model version may be registered)."):
+        tracker.log_params({
+            "model": result.name, "train_cycles": json.dumps(split.train_cycles),
+            "holdout_cycle": split.holdout_cycle, "train_rows": len(split.train),
+            "holdout_rows": len(split.holdout), "features": ",".join(FEATURE_COLUMNS),
+            "training_data_version": data_version, "dagster_run_id": context.run.run_id,
+        })
+        tracker.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items() if k != "rows"})
+        for name, metrics in result.candidates.items():
+            tracker.log_metrics({f"candidate_{name}_{k}": v for k, v in metrics.items() if k != "rows"})
+        for row in result.per_week.itertuples():
+            tracker.log_metrics({"holdout_roc_auc_by_week": row.roc_auc, "holdout_brier_by_week": row.brier,
+                                 "holdout_calibration_gap_by_week": row.calibration_gap}, step=int(row.week))
+        tracker.log_dict({"numeric": list(NUMERIC_FEATURES), "categorical": list(CATEGORICAL_FEATURES)},
+                         "features.json")
+        example = split.holdout[list(FEATURE_COLUMNS)].head(5)
+        signature = infer_signature(example, result.model.predict_proba(example)[:, 1])
+        # MLflow stores scikit-learn models with skops, which refuses types it has not been told to
+        # trust; this model was trained by this very step, so its own types are trusted.
+        import skops.io
+
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(result.model))
+        info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
+                                        registered_model_name=REGISTERED_MODEL, skops_trusted_types=trusted)
+        version = str(info.registered_model_version)
+        # Tags before the alias: a champion always carries its training cycles (the drift reference).
+        client.set_model_version_tag(REGISTERED_MODEL, version, "holdout_cycle", split.holdout_cycle)
+        client.set_model_version_tag(REGISTERED_MODEL, version, "train_cycles", json.dumps(split.train_cycles))
+        if promoted:
+            client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
     champion_version = version if promoted else str(champion.version)
-    client.set_model_version_tag(REGISTERED_MODEL, version, "holdout_cycle", split.holdout_cycle)
-    client.set_model_version_tag(REGISTERED_MODEL, version, "train_cycles", json.dumps(split.train_cycles))
     context.log.info(
         f"trained {result.name} (version {version}): holdout {split.holdout_cycle} ROC-AUC {new_auc:.4f}; "
         f"champion {'is now' if promoted else 'stays'} version {champion_version}"
@@ -248,19 +267,23 @@ def okr_model(context: AssetExecutionContext) -> MaterializeResult:
     })
 
 
-def _load_champion() -> tuple[object, str, list[str], float | None] | None:
+def _load_champion(unchanged: str) -> tuple[object, str, list[str], float | None] | None:
+    """(model, version, training cycles, holdout ROC-AUC) of the champion; None when there is none.
+    A failing tracking store raises RegistryError, whose message ends with ``unchanged``."""
     import mlflow
 
-    from okr_assets.resources.mlflow import tracking_uri
+    from okr_assets.resources.mlflow import configure_tracking, registry_failures
 
-    mlflow.set_tracking_uri(tracking_uri())
-    client = mlflow.MlflowClient()
-    champion = _champion(client)
-    if champion is None:
-        return None
-    model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
+    with registry_failures("reading the champion model", f"Nothing was changed: {unchanged}."):
+        configure_tracking()
+        client = mlflow.MlflowClient()
+        champion = _champion(client)
+        if champion is None:
+            return None
+        model = mlflow.sklearn.load_model(f"models:/{REGISTERED_MODEL}/{champion.version}")
+        holdout_auc = (client.get_run(champion.run_id).data.metrics.get("holdout_roc_auc")
+                       if champion.run_id else None)
     train_cycles = json.loads(champion.tags.get("train_cycles", "[]"))
-    holdout_auc = client.get_run(champion.run_id).data.metrics.get("holdout_roc_auc") if champion.run_id else None
     return model, str(champion.version), train_cycles, holdout_auc
 
 
@@ -278,13 +301,15 @@ def _load_champion() -> tuple[object, str, list[str], float | None] | None:
 )
 def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The champion model's risk (probability of ending below 0.7) for every open key result at
-    its latest as-of week, with the model version that produced it; sort by `risk_rank`."""
+    its latest as-of week, with the model version that produced it; sort by `risk_rank`. Emptied
+    when no champion is registered; when the tracking store fails, the run fails and the table
+    keeps its rows."""
     import pandas as pd
 
     from okr_assets.lib.features import FEATURE_COLUMNS, open_latest
 
     warehouse.setup()
-    champion = _load_champion()
+    champion = _load_champion("okr_predictions keeps its rows")
     features = warehouse.query("SELECT * FROM okr_ml.okr_features WHERE NOT cycle_closed")
     latest = open_latest(features) if not features.empty else features
     now = pd.Timestamp.now(tz="UTC")
@@ -332,7 +357,8 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
     """Data drift of the latest features window (the open cycle) against the champion's training
     reference, per feature and on the champion's predicted risk; significant *and* practically
     large changes only. A detected drift makes okr_retrain_sensor request retraining, and
-    okr_alert_sensor raise an alert when the drift is new."""
+    okr_alert_sensor raise an alert when the drift is new. When the tracking store fails, the run
+    fails and the table keeps its rows."""
     import pandas as pd
 
     from okr_assets.lib.drift import detect_drift, html_report, markdown_summary
@@ -343,10 +369,11 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
         FEATURE_COLUMNS,
         open_latest,
     )
+    from okr_assets.resources.mlflow import registry_failures
 
     warehouse: WarehouseResource = context.resources.warehouse
     warehouse.setup()
-    champion = _load_champion()
+    champion = _load_champion("okr_drift_report keeps its rows")
     features = warehouse.query("SELECT * FROM okr_ml.okr_features")
     current = features[~features["cycle_closed"].astype(bool)]
     if champion is None or current.empty:
@@ -368,11 +395,13 @@ def okr_drift_report(context: AssetExecutionContext) -> MaterializeResult:
     cur_label = f"open cycle(s) {', '.join(sorted(current['cycle_id'].unique()))} ({len(current)} rows)"
     summary = markdown_summary(verdict, ref_label, cur_label)
     table = verdict.report.assign(report_at=pd.Timestamp.now(tz="UTC"))
-    warehouse.replace_table("okr_drift_report", table)
+    # MLflow first: when the store fails here, the table still holds the previous report.
     tracker = context.resources.mlflow
-    tracker.log_text(html_report(verdict, summary), "drift/okr_drift_report.html")
-    tracker.log_metrics({"drift_detected": float(verdict.drift_detected),
-                         "drifted_features": float(len(verdict.drifted_features))})
+    with registry_failures("logging the drift report", "Nothing was changed: okr_drift_report keeps its rows."):
+        tracker.log_text(html_report(verdict, summary), "drift/okr_drift_report.html")
+        tracker.log_metrics({"drift_detected": float(verdict.drift_detected),
+                             "drifted_features": float(len(verdict.drifted_features))})
+    warehouse.replace_table("okr_drift_report", table)
     context.log.info(f"drift report: {'DRIFT' if verdict.drift_detected else 'no drift'} "
                      f"{verdict.drifted_features}; prediction shift {verdict.prediction_shift}")
     return MaterializeResult(metadata={

@@ -45,7 +45,7 @@ def okr_realised_auc_holds_up(warehouse: WarehouseResource) -> AssetCheckResult:
     log = warehouse.query("SELECT * FROM okr_ml.okr_prediction_log")
     outcomes = warehouse.query("SELECT key_result_id, cycle_id, reached_target FROM okr_curated.okr_curated "
                                "WHERE cycle_closed")
-    pooled = realised_performance(log.assign(week=0.0), outcomes)
+    pooled = realised_performance(log, outcomes, pooled=True)
     judged = pooled[(pooled["predictions"] >= MIN_JUDGED) & pooled["realised_roc_auc"].notna()
                     & pooled["holdout_roc_auc"].notna()]
     worse = judged[judged["realised_roc_auc"] < judged["holdout_roc_auc"] - AUC_TOLERANCE]
@@ -58,5 +58,5 @@ def okr_realised_auc_holds_up(warehouse: WarehouseResource) -> AssetCheckResult:
                      else f"model version(s) {', '.join(worse['model_version'])} realise ROC-AUC more than "
                      f"{AUC_TOLERANCE} below their holdout ROC-AUC"),
         metadata={"versions_judged": len(judged),
-                  "pooled": markdown_table(pooled.drop(columns="week").round(4))},
+                  "pooled": markdown_table(pooled.round(4))},
     )

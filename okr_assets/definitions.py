@@ -27,7 +27,6 @@ from okr_assets.defs.ml.automation import okr_automation_sensor, okr_retrain_sch
 from okr_assets.defs.ml.checks import (
     okr_drift_report_schema,
     okr_model_performance_schema,
-    okr_predictions_schema,
     okr_realised_auc_holds_up,
 )
 from okr_assets.defs.monitoring.freshness import REFRESH_CADENCE, with_freshness_policies
@@ -45,9 +44,9 @@ defs = Definitions(
         okr_features, okr_model, okr_predictions, okr_drift_report,        # group: ml
         okr_model_performance,
     ]),
-    # (okr_raw_schema and the schemas of okr_processed, okr_rejects, okr_curated and okr_features
-    # are check specs of the assets: each checks its new rows before they are published.)
-    asset_checks=[okr_predictions_schema, okr_drift_report_schema,
+    # (okr_raw_schema and the schemas of okr_processed, okr_rejects, okr_curated, okr_features and
+    # okr_predictions are check specs of the assets: each checks its new rows before they are published.)
+    asset_checks=[okr_drift_report_schema,
                   okr_model_performance_schema, okr_realised_auc_holds_up],
     sensors=[okr_landing_sensor, okr_kafka_sensor, okr_refresh_sensor, okr_retrain_sensor,
              okr_automation_sensor,

@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, markdown_table
-from okr_assets.defs.ml.checks import OKR_FEATURES_SCHEMA
+from okr_assets.defs.ml.checks import OKR_FEATURES_SCHEMA, OKR_PREDICTIONS_SCHEMA
 from okr_assets.defs.partitions import quarterly_partitions
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.mlflow import CHAMPION, REGISTERED_MODEL
@@ -298,12 +298,15 @@ def _load_champion(unchanged: str) -> tuple[object, str, list[str], float | None
     tags={"layer": "predictions"},
     metadata={"dagster/column_schema": column_schema("okr_predictions"),
               "dagster/table_name": "okr_ml.okr_predictions"},
+    check_specs=[OKR_PREDICTIONS_SCHEMA],
 )
-def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
+                    ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """The champion model's risk (probability of ending below 0.7) for every open key result at
     its latest as-of week, with the model version that produced it; sort by `risk_rank`. Emptied
     when no champion is registered; when the tracking store fails, the run fails and the table
-    keeps its rows."""
+    keeps its rows. The new predictions are checked (okr_predictions_schema, blocking) before
+    they replace the table."""
     import pandas as pd
 
     from okr_assets.lib.features import FEATURE_COLUMNS, open_latest
@@ -316,8 +319,11 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
     if champion is None or latest.empty:
         reason = "no champion model registered yet" if champion is None else "no open key results"
         context.log.warning(f"okr_predictions: {reason}; the table is emptied")
-        warehouse.replace_table("okr_predictions", pd.DataFrame(columns=warehouse.columns("okr_predictions")))
-        return MaterializeResult(metadata={"dagster/row_count": 0, "note": reason})
+        empty = pd.DataFrame(columns=warehouse.columns("okr_predictions"))
+        check = yield from _audited_predictions(context, empty)
+        warehouse.replace_table("okr_predictions", empty)
+        yield MaterializeResult(metadata={"dagster/row_count": 0, "note": reason}, check_results=check)
+        return
     model, version, _, holdout_auc = champion
     p_reach = model.predict_proba(latest[list(FEATURE_COLUMNS)])[:, 1]
     out = latest[["key_result_id", "cycle_id", "team_id", "objective_id", "week", "as_of", "progress",
@@ -327,17 +333,36 @@ def okr_predictions(context: AssetExecutionContext, warehouse: WarehouseResource
     out["model_version"] = version
     out["predicted_at"] = now
     out = out.sort_values("risk_rank")
+    check = yield from _audited_predictions(context, out)
     warehouse.replace_table("okr_predictions", out)
     # Every served prediction is kept, so okr_model_performance can judge it once the cycle closes.
     warehouse.append("okr_prediction_log", out.assign(holdout_roc_auc=holdout_auc))
     top = out.head(10)[["risk_rank", "key_result_id", "team_id", "week", "score", "risk"]].round(3)
-    return MaterializeResult(metadata={
+    yield MaterializeResult(check_results=check, metadata={
         "dagster/row_count": len(out),
         "model_version": version,
         "mean_risk": round(float(out["risk"].mean()), 4),
         "at_risk_over_50pct": int((out["risk"] > 0.5).sum()),
         "most_at_risk": markdown_table(top),
     })
+
+
+def _audited_predictions(context: AssetExecutionContext, predictions: "pd.DataFrame",
+                         ) -> Iterator[AssetCheckResult]:
+    """okr_predictions_schema on the new predictions, before they replace the table: a failure is
+    yielded and fails the run, and the table keeps the predictions it had. Returns the result to
+    report with the materialization (none when the run leaves the check out)."""
+    from okr_assets.defs.checking import pandera_check_result
+    from okr_assets.lib.schemas import AtRiskPredictions
+
+    check = pandera_check_result(AtRiskPredictions, predictions.copy(), f"{len(predictions)} new predictions",
+                                 check_name=OKR_PREDICTIONS_SCHEMA.name, asset_key=OKR_PREDICTIONS_SCHEMA.asset_key)
+    reported = [check] if OKR_PREDICTIONS_SCHEMA.key in context.selected_asset_check_keys else []
+    if not check.passed:
+        yield from reported
+        raise Failure(description=f"okr_predictions_schema failed on the new predictions: {check.description}. "
+                                  "Nothing was published: okr_predictions keeps its previous predictions.")
+    return reported
 
 
 @asset(

@@ -190,8 +190,13 @@ def execute_request(request: RunRequest, instance: DagsterInstance, resources: d
 
 
 @pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as inst:
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterInstance]:
+    """A real Dagster instance on the embedded setup's storage (Dagster's SQLite storage writing a
+    range run's per-partition events a batch per transaction, okr_assets/instance/storage.py)."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    storage = {"custom": {"module": "okr_assets.instance.storage", "class": "BatchingSqliteStorage",
+                          "config": {"base_dir": str(home)}}}
+    with instance_for_test(temp_dir=str(home), overrides={"storage": storage}) as inst:
         yield inst
 
 

@@ -77,7 +77,9 @@ def plan_ranges(cursor: KafkaCursor, offsets: dict[int, tuple[int, int]],
                 max_per_run: int) -> list[list[KafkaRange]]:
     """Split everything between the cursor and the end offsets into runs of at most
     ``max_per_run`` messages (a partition's range may span several runs)."""
-    spans = [(p, max(cursor.next.get(p, begin), begin), end) for p, (begin, end) in sorted(offsets.items())]
+    # From the next offset to request, even below the log start: the run records offsets deleted
+    # before anyone read them as lost (a new partition starts at its log start).
+    spans = [(p, cursor.next.get(p, begin), end) for p, (begin, end) in sorted(offsets.items())]
     return split_ranges(cursor.topic, cursor.epoch, spans, max_per_run)
 
 

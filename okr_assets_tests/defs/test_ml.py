@@ -116,6 +116,9 @@ def test_train_register_predict_and_report(okr_home: Path, ml_resources: dict, i
     assert str(client.get_model_version_by_alias("okr_at_risk", "champion").version) == "1"
 
 
+# ML and sensor logic: the warehouse reads and writes of these steps run on PostgreSQL too, in
+# test_train_register_predict_and_report; here one engine keeps the suite within its time budget.
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
 def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dict, instance) -> None:
     _pipeline(okr_home, ml_resources, instance)
     # No model yet: the sensor asks for the first training.
@@ -146,6 +149,9 @@ def test_significant_drift_requests_retraining(okr_home: Path, ml_resources: dic
     assert not again.run_requests and "already retrained" in again.skip_reason.skip_message
 
 
+# ML and sensor logic: the warehouse reads and writes of these steps run on PostgreSQL too, in
+# test_train_register_predict_and_report; here one engine keeps the suite within its time budget.
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
 def test_no_training_requested_before_two_closed_cycles(okr_home: Path, ml_resources: dict, instance) -> None:
     # A fresh stack has features long before it has two closed cycles (the time-based holdout
     # needs one to train on and one to hold out): the sensor and the schedule wait, instead of
@@ -165,6 +171,9 @@ def test_no_training_requested_before_two_closed_cycles(okr_home: Path, ml_resou
     assert not failed.success
 
 
+# ML and sensor logic: the warehouse reads and writes of these steps run on PostgreSQL too, in
+# test_train_register_predict_and_report; here one engine keeps the suite within its time budget.
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
 def test_realised_performance_of_served_predictions(okr_home: Path, ml_resources: dict, instance) -> None:
     _pipeline(okr_home, ml_resources, instance)
     warehouse = ml_resources["warehouse"]

@@ -60,9 +60,7 @@ class Shots:
         return path
 
 
-# Session-scoped: the whole-stack tests share one xdist worker and may run between these, and a
-# module-scoped stack would then be started (and filled by a demo run) once per stretch of them.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):  # a missing browser is a broken setup: fail, never skip
         pytest.fail(f"Chromium not found at {CHROMIUM}. Install it with `make system-deps` (as root) or "
@@ -75,7 +73,7 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(browser: Browser, tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[UiStack]:
     with ui_stack(tmp_path_factory.mktemp("ui_stack"), kafka_bootstrap) as running:
         yield running

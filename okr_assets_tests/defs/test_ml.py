@@ -98,6 +98,12 @@ def test_train_register_predict_and_report(okr_home: Path, ml_resources: dict, i
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"features.json", "drift"} <= artifacts
     assert (okr_home / "mlartifacts").is_dir()
+    # Someone serving the model gets the packages it needs, pinned to the versions it was trained with.
+    import sklearn
+    import skops
+
+    requirements = mlflow.artifacts.load_text("models:/okr_at_risk/1/requirements.txt").split()
+    assert {f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"} <= set(requirements)
 
     predictions = warehouse.query("SELECT * FROM okr_ml.okr_predictions ORDER BY risk_rank")
     assert len(predictions) > 0 and (predictions["model_version"] == "1").all()

@@ -236,8 +236,13 @@ def okr_model(context: AssetExecutionContext) -> MaterializeResult:
         import skops.io
 
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(result.model))
-        info = mlflow.sklearn.log_model(result.model, name="model", signature=signature, input_example=example,
-                                        registered_model_name=REGISTERED_MODEL, skops_trusted_types=trusted)
+        # The model is scikit-learn only, stored with skops: its requirements are those two
+        # packages, pinned to the versions installed. Left to infer them, MLflow starts a process
+        # that loads the model to see what it imports (8 s a model here).
+        info = mlflow.sklearn.log_model(
+            result.model, name="model", signature=signature, input_example=example,
+            registered_model_name=REGISTERED_MODEL, skops_trusted_types=trusted,
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
         version = str(info.registered_model_version)
         # Tags before the alias: a champion always carries its training cycles (the drift reference).
         client.set_model_version_tag(REGISTERED_MODEL, version, "holdout_cycle", split.holdout_cycle)

@@ -79,7 +79,8 @@ def land_all(bootstrap: str, topic: str, warehouse_url: str, home: Path) -> int:
     resources = bench_resources(home, warehouse_url, kafka)
     warehouse = resources["warehouse"]
     with DagsterInstance.ephemeral() as instance:
-        tick = okr_kafka_sensor(build_sensor_context(instance=instance, resources={"kafka": kafka}))
+        tick = okr_kafka_sensor(build_sensor_context(instance=instance,
+                                                    resources={"kafka": kafka, "warehouse": warehouse}))
         for request in tick.run_requests:
             result = materialize([*defs.assets, *defs.asset_checks], selection=["okr_raw"], instance=instance,
                                  resources=resources, run_config=request.run_config, tags=request.tags)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from okr_assets.lib.curation import curate
+from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.drift import detect_drift
 from okr_assets.lib.features import CATEGORICAL_FEATURES, DRIFT_NUMERIC_FEATURES, build_features
 from okr_assets.lib.generator import GeneratorConfig, generate
@@ -37,7 +37,7 @@ def feature_pool() -> pd.DataFrame:
     raw = raw.assign(raw_id=range(1, len(raw) + 1), source="file", source_ref="bench",
                      ingested_at=pd.Timestamp(as_of), partition_date=pd.Timestamp(as_of.date()))
     processed = validate_versions(raw, dt.date(2024, 1, 1)).accepted
-    features = build_features(processed, curate(processed, as_of.date()), as_of)
+    features = build_features(processed, curate_frame(processed, as_of.date()), as_of)
     return features[features["week"] == WEEK].reset_index(drop=True)
 
 

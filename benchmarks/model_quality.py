@@ -24,7 +24,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from okr_assets.lib.bayes import observed_checkins, reference_probabilities
-from okr_assets.lib.curation import curate
+from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.features import FEATURE_COLUMNS, build_features
 from okr_assets.lib.generator import GeneratorConfig, generate
 from okr_assets.lib.modeling import time_split, train_and_select
@@ -73,7 +73,7 @@ def run() -> dict[str, Any]:
     started = time.perf_counter()
     data = generate(GeneratorConfig(seed=SEED, teams=TEAMS, cycles=CYCLES, as_of=AS_OF))
     processed = observed_checkins(data)               # validate_versions
-    features = build_features(processed, curate(processed, AS_OF.date()), AS_OF)
+    features = build_features(processed, curate_frame(processed, AS_OF.date()), AS_OF)
     split = time_split(features)
     result = train_and_select(split)
 

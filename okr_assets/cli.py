@@ -32,11 +32,11 @@ def _write_reference_probabilities(data: object, out: Path, seed: int) -> Path:
     """Per key result and as-of week: the oracle and the Bayes-optimal probability of reaching
     the target, next to the CSVs (JSON lines, not *.csv, so the landing sensor ignores it)."""
     from okr_assets.lib.bayes import observed_checkins, reference_probabilities
-    from okr_assets.lib.curation import curate
+    from okr_assets.lib.curation import curate_frame
     from okr_assets.lib.features import build_features
 
     checkins = observed_checkins(data)
-    features = build_features(checkins, curate(checkins, data.as_of.date()), data.as_of)
+    features = build_features(checkins, curate_frame(checkins, data.as_of.date()), data.as_of)
     probabilities = reference_probabilities(data, features, checkins)
     path = out / f"okr_reference_probabilities_s{seed}.jsonl"
     tmp = path.with_name("." + path.name + ".tmp")

@@ -101,7 +101,7 @@ def test_dagster_definitions_validate(tmp_path) -> None:
 # Imported by the asset, check, sensor and resource bodies that need them, never by loading the
 # code location (every run process and the code server do that; benchmarks/code_load.py).
 HEAVY_LIBRARIES = ("pandas", "numpy", "pyarrow", "pandera", "dagster_pandera", "scipy", "sklearn", "mlflow",
-                   "dagster_mlflow", "kafka", "duckdb", "psycopg2", "sqlalchemy")
+                   "dagster_mlflow", "kafka", "duckdb", "psycopg2", "sqlalchemy", "ibis", "sqlglot")
 
 
 def test_heavy_libraries_stay_out_of_definitions_import() -> None:

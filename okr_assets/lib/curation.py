@@ -1,13 +1,20 @@
-"""Curate processed check-ins into one model-ready row per (key result, cycle)."""
+"""Curate processed check-ins into one model-ready row per (key result, cycle).
+
+``curate`` is an Ibis expression: the warehouse compiles it to its engine's SQL and runs it where
+okr_processed is (okr_curated); ``curate_frame`` runs the same expression on a DataFrame in an
+in-memory DuckDB, for the model's pure code and its tests.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from okr_assets.lib.contract import DEFAULT_TARGET_SCORE
-from okr_assets.lib.routing import quarter_starts
+
+if TYPE_CHECKING:
+    import ibis
+    import pandas as pd
 
 CURATED_COLUMNS: tuple[str, ...] = (
     "key_result_id", "cycle_id", "cycle_quarter", "org_id", "team_id", "cycle_start", "cycle_end",
@@ -23,45 +30,69 @@ CURATED_COLUMNS: tuple[str, ...] = (
 _CONTEXT = ("org_id", "team_id", "cycle_start", "cycle_end", "objective_id", "objective_title",
             "okr_kind", "kr_title", "owner_id", "metric_kind", "direction", "unit",
             "start_value", "target_value", "weight")
+_KEYS = ("key_result_id", "cycle_id")
 
 
-def curate(
-    processed: pd.DataFrame,
-    as_of: dt.date,
-    target_score: float = DEFAULT_TARGET_SCORE,
-) -> pd.DataFrame:
-    """One row per (key_result_id, cycle_id) from processed check-ins.
+def curate(processed: ibis.Table, as_of: dt.date, target_score: float = DEFAULT_TARGET_SCORE) -> ibis.Table:
+    """One row per (key_result_id, cycle_id) of processed check-ins (okr_processed's columns).
 
-    A cycle is closed when its ``cycle_end`` is before ``as_of``; closed cycles get
-    ``final_score`` (the score of the last check-in) and ``reached_target``
-    (``final_score >= target_score``).
+    The context and the latest state come from the latest check-in (by ``checkin_at``, then the
+    latest landed, ``raw_id``). A cycle is closed when its ``cycle_end`` is before ``as_of``;
+    closed cycles get ``final_score`` (the score of the last check-in) and ``reached_target``
+    (``final_score >= target_score``). ``objective_progress`` is the weight-averaged latest score
+    of the objective's key results in the cycle.
     """
-    if processed.empty:
-        return pd.DataFrame(columns=list(CURATED_COLUMNS))
-    df = processed.sort_values(["key_result_id", "cycle_id", "checkin_at", "raw_id"])
-    keys = ["key_result_id", "cycle_id"]
-    grouped = df.groupby(keys, sort=False)
-    latest = grouped.tail(1).set_index(keys)
-    out = latest[list(_CONTEXT)].copy()
-    out["n_checkins"] = grouped.size()
-    out["first_checkin_at"] = grouped["checkin_at"].min()
-    out["last_checkin_at"] = latest["checkin_at"]
-    out["latest_value"] = latest["value"]
-    out["latest_progress"] = latest["progress"]
-    out["latest_score"] = latest["score"]
-    out["latest_confidence"] = latest["confidence"].astype("Int64")
-    out["latest_status"] = latest["status"]
-    out = out.reset_index()
+    import ibis
 
-    weighted = out.assign(_ws=out["weight"] * out["latest_score"])
-    obj = weighted.groupby(["objective_id", "cycle_id"])[["_ws", "weight"]].transform("sum")
-    out["objective_progress"] = obj["_ws"] / obj["weight"]
+    per_kr = ibis.window(group_by=list(_KEYS))
+    latest_first = ibis.window(group_by=list(_KEYS), order_by=[ibis.desc("checkin_at"), ibis.desc("raw_id")])
+    ranked = processed.mutate(
+        _rank=ibis.row_number().over(latest_first),
+        n_checkins=processed.checkin_id.count().over(per_kr),
+        first_checkin_at=processed.checkin_at.min().over(per_kr),
+    )
+    latest = ranked.filter(ranked._rank == 0)
+    out = latest.select(
+        *_KEYS, *_CONTEXT, "n_checkins", "first_checkin_at",
+        last_checkin_at=latest.checkin_at, latest_value=latest.value, latest_progress=latest.progress,
+        latest_score=latest.score, latest_confidence=latest.confidence, latest_status=latest.status,
+    )
+    per_objective = ibis.window(group_by=["objective_id", "cycle_id"])
+    closed = out.cycle_end < ibis.date(as_of)
+    out = out.mutate(
+        objective_progress=(out.weight * out.latest_score).sum().over(per_objective)
+        / out.weight.sum().over(per_objective),
+        cycle_closed=closed,
+        final_score=closed.ifelse(out.latest_score, ibis.null("float64")),
+        reached_target=closed.ifelse(out.latest_score >= target_score, ibis.null("boolean")),
+        cycle_quarter=out.cycle_start.truncate("Q"),
+        as_of=ibis.date(as_of),
+    )
+    return out.select(*CURATED_COLUMNS)
 
-    cycle_end = pd.to_datetime(out["cycle_end"])
-    out["cycle_closed"] = cycle_end < pd.Timestamp(as_of)
-    out["final_score"] = out["latest_score"].where(out["cycle_closed"])
-    out["reached_target"] = (out["final_score"] >= target_score).astype("boolean").where(
-        out["cycle_closed"], pd.NA)
-    out["cycle_quarter"] = quarter_starts(pd.to_datetime(out["cycle_start"]))
-    out["as_of"] = pd.Timestamp(as_of)
-    return out[list(CURATED_COLUMNS)].sort_values(keys).reset_index(drop=True)
+
+def curate_frame(processed: pd.DataFrame, as_of: dt.date, target_score: float = DEFAULT_TARGET_SCORE
+                 ) -> pd.DataFrame:
+    """``curate`` over a DataFrame of processed check-ins, as a DataFrame in okr_curated's dtypes
+    (what ``WarehouseResource.query`` returns for the table), sorted by key result and cycle."""
+    import duckdb
+    import ibis
+    import pandas as pd
+
+    from okr_assets.resources.warehouse_backends import arrow_to_frame
+
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")
+    db.register("processed_frame", processed)
+    db.execute("CREATE TEMP TABLE processed AS SELECT * FROM processed_frame")
+    con = ibis.duckdb.from_connection(db)
+    table = con.table("processed")
+    if "raw_id" not in table.columns:
+        table = table.mutate(raw_id=ibis.literal(0, "int64"))
+    table = table.mutate(cycle_start=table.cycle_start.cast("date"), cycle_end=table.cycle_end.cast("date"))
+    expr = curate(table, as_of, target_score).order_by(list(_KEYS))
+    out = arrow_to_frame(con.to_pyarrow(expr))
+    for column in out.columns:  # nanoseconds, as the pandas code downstream builds its timestamps
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.as_unit("ns")
+    return out

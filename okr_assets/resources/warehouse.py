@@ -33,6 +33,7 @@ from pydantic import Field
 from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, PostgresBackend, quote
 
 if TYPE_CHECKING:
+    import ibis
     import pandas as pd
 
 
@@ -538,6 +539,39 @@ class WarehouseResource(ConfigurableResource):
             for name in tables:
                 backend.execute(con, f"DELETE FROM {_staged_table(name).qualified}")
 
+    # -- transforms in the engine ----------------------------------------------------------------
+    # A transform is an Ibis expression over ``table(...)``: unbound tables with the warehouse's
+    # own names and column types. The warehouse compiles it to its engine's SQL dialect and runs
+    # it on its own connection, so the rows never leave the engine and the statement takes part
+    # in the warehouse's transactions and locks like any other.
+
+    def table(self, name: str, staged: bool = False) -> ibis.Table:
+        """The table ``name`` (or its staging twin) as an Ibis table to build transforms on."""
+        import ibis
+
+        t = _staged_table(name) if staged else _table(name)
+        schema = {column: _IBIS_TYPES[sql] for column, sql in _sql_columns(name)}
+        return ibis.table(schema, name=t.name, database=t.schema)
+
+    def compile(self, expr: ibis.Expr) -> str:
+        import ibis
+
+        return ibis.to_sql(expr, dialect=self.backend.ibis_dialect)
+
+    def fetch(self, expr: ibis.Expr) -> pd.DataFrame:
+        """The rows of a (small) expression's result: aggregates, metadata previews."""
+        return self.query(self.compile(expr))
+
+    def insert_staged(self, name: str, expr: ibis.Table) -> None:
+        """Append the rows of ``expr`` (the table's columns, in any order) to the staging twin of
+        ``name``, in one ``INSERT ... SELECT`` that the engine runs where the data is."""
+        backend = self.backend
+        columns = self.columns(name)
+        collist = ", ".join(quote(c) for c in columns)
+        select = self.compile(expr.select(*columns))
+        with self.transaction() as con:
+            backend.execute_compiled(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
+
     def load_staged(self, tables: Sequence[str], chunks: Iterable[Sequence[pd.DataFrame]]) -> int:
         """Append each chunk's frames (one per table) to the staging twins, in one transaction;
         returns the rows written."""
@@ -643,6 +677,11 @@ def _sql_columns(table: str) -> list[tuple[str, str]]:
     from okr_assets.lib.schemas import TABLE_MODELS, sql_columns
 
     return sql_columns(TABLE_MODELS[table])
+
+
+# The models' SQL types (okr_assets.lib.schemas.sql_columns) as Ibis types; timestamps are UTC.
+_IBIS_TYPES = {"TEXT": "string", "BIGINT": "int64", "DOUBLE PRECISION": "float64", "BOOLEAN": "boolean",
+               "DATE": "date", "TIMESTAMPTZ": "timestamp('UTC')"}
 
 
 def _column(table: Table, name: str) -> str:

@@ -32,9 +32,11 @@ def quote(identifier: str) -> str:
 
 class Backend(Protocol):
     name: str
+    ibis_dialect: str  # the SQL dialect Ibis compiles the transforms to for this engine
 
     def connect(self) -> contextlib.AbstractContextManager[Any]: ...
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def execute_compiled(self, con: Any, sql: str) -> None: ...
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame: ...
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None: ...
     def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None: ...
@@ -81,6 +83,7 @@ class DuckDBBackend:
     short-lived connection and retries while another run holds the file lock."""
 
     name = "duckdb"
+    ibis_dialect = "duckdb"
 
     def __init__(self, path: Path, lock_timeout_seconds: float) -> None:
         self.path = path
@@ -110,6 +113,9 @@ class DuckDBBackend:
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
         con.execute(sql, list(params))
+
+    def execute_compiled(self, con: Any, sql: str) -> None:
+        con.execute(sql)
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
         # A relation straight to Arrow (about twice as fast as .df() on text columns); through
@@ -264,6 +270,7 @@ class PostgresBackend:
     connection (runs are separate processes, and a pool would outlive them)."""
 
     name = "postgres"
+    ibis_dialect = "postgres"
 
     def __init__(self, url: str, connect_timeout_seconds: int = 10) -> None:
         parts = urlsplit(url)
@@ -298,6 +305,12 @@ class PostgresBackend:
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
         with con.cursor() as cur:
             cur.execute(to_pyformat(sql), tuple(params))
+
+    def execute_compiled(self, con: Any, sql: str) -> None:
+        # SQL compiled by Ibis carries its values as literals: no placeholders to translate, and
+        # without arguments psycopg2 leaves any % in it alone.
+        with con.cursor() as cur:
+            cur.execute(sql)
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
         # text_storage is a hint for DuckDB's Arrow results; rows from psycopg2 are Python objects.

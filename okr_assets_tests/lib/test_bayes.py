@@ -12,7 +12,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from okr_assets.lib.bayes import PRIOR_VAR, _continuous_bayes, observed_checkins, reference_probabilities
-from okr_assets.lib.curation import curate
+from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.features import build_features
 from okr_assets.lib.generator import SIGMA, GeneratedData, GeneratorConfig, generate
 
@@ -33,7 +33,7 @@ def processed(data: GeneratedData) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def features(processed: pd.DataFrame) -> pd.DataFrame:
-    return build_features(processed, curate(processed, NOW.date()), NOW)
+    return build_features(processed, curate_frame(processed, NOW.date()), NOW)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from okr_assets.lib.curation import curate
+from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.quarters import quarter_end, quarter_start
 from okr_assets.lib.routing import route_partition_dates
 from okr_assets.lib.schemas import CuratedKeyResults, ProcessedCheckins
@@ -25,7 +25,7 @@ def test_one_row_per_key_result_with_latest_state() -> None:
         {"key_result_id": "b", "checkin_at": "2025-07-12T00:00:00Z", "value": "10", "weight": "0.25"},
     )
     ProcessedCheckins.validate(df)
-    out = curate(df, as_of=dt.date(2025, 8, 1))
+    out = curate_frame(df, as_of=dt.date(2025, 8, 1))
     CuratedKeyResults.validate(out)
     a = out.set_index("key_result_id").loc["a"]
     assert a["n_checkins"] == 2
@@ -39,17 +39,17 @@ def test_one_row_per_key_result_with_latest_state() -> None:
 
 def test_closed_cycle_gets_final_score_and_target_flag() -> None:
     df = processed({"key_result_id": "a", "value": "80"}, {"key_result_id": "b", "value": "70"})
-    out = curate(df, as_of=dt.date(2025, 10, 20)).set_index("key_result_id")
+    out = curate_frame(df, as_of=dt.date(2025, 10, 20)).set_index("key_result_id")
     assert out["cycle_closed"].all()
     assert out.loc["a", "final_score"] == pytest.approx(0.7)
     assert bool(out.loc["a", "reached_target"]) is True
     assert bool(out.loc["b", "reached_target"]) is False
-    stricter = curate(df, as_of=dt.date(2025, 10, 20), target_score=0.8)
+    stricter = curate_frame(df, as_of=dt.date(2025, 10, 20), target_score=0.8)
     assert not stricter["reached_target"].any()
 
 
 def test_empty_input() -> None:
-    assert curate(processed({})[:0], as_of=dt.date(2025, 1, 1)).empty
+    assert curate_frame(processed({})[:0], as_of=dt.date(2025, 1, 1)).empty
 
 
 def test_quarters() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from okr_assets.lib.curation import curate
+from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.drift import detect_drift, markdown_summary
 from okr_assets.lib.features import FEATURE_COLUMNS, build_features, open_latest
 from okr_assets.lib.generator import GeneratorConfig, generate
@@ -27,11 +27,11 @@ def processed() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def features(processed: pd.DataFrame) -> pd.DataFrame:
-    return build_features(processed, curate(processed, NOW.date()), NOW)
+    return build_features(processed, curate_frame(processed, NOW.date()), NOW)
 
 
 def test_features_are_point_in_time(processed: pd.DataFrame, features: pd.DataFrame) -> None:
-    labels = curate(processed, NOW.date())
+    labels = curate_frame(processed, NOW.date())
     kr = processed["key_result_id"].iloc[0]
     rows = processed[processed["key_result_id"] == kr].sort_values("checkin_at")
     cut = rows["checkin_at"].iloc[len(rows) // 2]

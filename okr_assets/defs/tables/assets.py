@@ -1,9 +1,11 @@
 """okr_processed, okr_rejects and okr_curated: typed, validated, deduplicated and curated tables.
 
-Thin Dagster shells: the work is done by the pure functions in ``okr_assets.lib``; these assets
-read their partition range from the warehouse, call them, replace the range in one transaction
-and report counts as metadata. pandas and those functions are imported inside the functions that
-run: loading the code location (every run process does) must not import them.
+Thin Dagster shells: the work is done by the pure code in ``okr_assets.lib``. okr_processed and
+okr_rejects read their partition range from the warehouse into pandas and validate it there;
+okr_curated is an Ibis expression the warehouse runs in its engine. Each writes the range to
+staging, checks it, publishes it in one transaction and reports counts as metadata. pandas, Ibis
+and that code are imported inside the functions that run: loading the code location (every run
+process does) must not import them.
 """
 
 
@@ -324,7 +326,7 @@ def _notify_updates(
     backfill_policy=BackfillPolicy.single_run(),
     group_name="tables",
     owners=OWNERS,
-    kinds={WAREHOUSE_KIND, "pandas", "pandera"},
+    kinds={WAREHOUSE_KIND, "ibis", "pandera"},
     code_version="2",
     tags={"layer": "curated"},
     metadata={"dagster/column_schema": column_schema("okr_curated"),
@@ -336,45 +338,29 @@ def okr_curated(context: AssetExecutionContext, warehouse: WarehouseResource
     """Model-ready key results: one row per (key result, cycle) with context, latest state,
     objective progress and, for closed cycles, the final score and whether it reached 0.7.
 
-    Partitioned by the calendar quarter in which the cycle starts. Written to staging, checked
+    Partitioned by the calendar quarter in which the cycle starts. Built in the warehouse engine
+    (``okr_assets.lib.curation.curate``, one ``INSERT ... SELECT`` into staging), checked
     (okr_curated_schema, blocking) and published in one transaction only when the check passes.
     """
     from okr_assets.lib.curation import curate
-    from okr_assets.lib.pipelining import overlapped
-    from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
     start, end = _window(context)
     as_of = dt.datetime.now(dt.UTC).date()
-    totals: Counter[str] = Counter()
-    cycles: set[str] = set()
-
-    def read() -> "Iterator[pd.DataFrame]":
-        # A cycle starts on one day, so curating the cycles that start in each month separately
-        # gives the same rows as the whole range at once, a month of check-ins at a time.
-        for lo, hi in month_windows(start, end):
-            yield warehouse.read_range("okr_processed", "cycle_start", lo, hi)
-
-    def curated_months(months: "Iterator[pd.DataFrame]") -> "Iterator[list[pd.DataFrame]]":
-        for processed in months:
-            curated = curate(processed, as_of=as_of, target_score=settings.target_score())
-            if curated.empty:
-                continue
-            closed = curated[curated["cycle_closed"]]
-            totals.update(rows=len(curated), checkins=len(processed), closed=len(closed),
-                          reached=int(closed["reached_target"].astype(bool).sum()))
-            cycles.update(curated["cycle_id"].unique().tolist())
-            del processed, closed
-            free_cycles()  # the month's intermediate columns (see okr_assets.lib.memory)
-            yield [curated]
 
     # One refresh of okr_curated at a time (whoever launched it): the staging twin has one writer,
     # and a run that read older okr_processed rows cannot publish after one that read newer ones.
-    with warehouse.exclusive("okr_curated", on_wait=context.log.info), older_objects_frozen():
+    with warehouse.exclusive("okr_curated", on_wait=context.log.info):
         warehouse.clear_staged(["okr_curated"])
-        # Reading, curating and writing overlap, a month apart (as in process_range).
-        with overlapped(read(), curated_months, name="okr-curated") as built:
-            warehouse.load_staged(["okr_curated"], built)
+        processed = warehouse.table("okr_processed")
+        in_range = processed.filter((processed.cycle_start >= start) & (processed.cycle_start < end))
+        warehouse.insert_staged("okr_curated", curate(in_range, as_of=as_of, target_score=settings.target_score()))
+        staged = warehouse.table("okr_curated", staged=True)
+        sums = warehouse.fetch(staged.aggregate(
+            rows=staged.count(), checkins=staged.n_checkins.sum().coalesce(0),
+            closed=staged.cycle_closed.sum().coalesce(0), reached=staged.reached_target.sum().coalesce(0)))
+        totals = {k: int(v) for k, v in sums.iloc[0].items()}
+        cycles = set(warehouse.fetch(staged.select("cycle_id").distinct())["cycle_id"])
         check = audit_range(warehouse, OKR_CURATED_SCHEMA, "okr_curated", "cycle_quarter", start, end)
         if not check.passed:
             warehouse.clear_staged(["okr_curated"])

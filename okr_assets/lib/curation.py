@@ -75,24 +75,14 @@ def curate_frame(processed: pd.DataFrame, as_of: dt.date, target_score: float = 
                  ) -> pd.DataFrame:
     """``curate`` over a DataFrame of processed check-ins, as a DataFrame in okr_curated's dtypes
     (what ``WarehouseResource.query`` returns for the table), sorted by key result and cycle."""
-    import duckdb
-    import ibis
-    import pandas as pd
+    from okr_assets.lib.engine import on_frames
 
-    from okr_assets.resources.warehouse_backends import arrow_to_frame
+    if "raw_id" not in processed.columns:
+        processed = processed.assign(raw_id=0)
 
-    db = duckdb.connect()
-    db.execute("SET TimeZone = 'UTC'")
-    db.register("processed_frame", processed)
-    db.execute("CREATE TEMP TABLE processed AS SELECT * FROM processed_frame")
-    con = ibis.duckdb.from_connection(db)
-    table = con.table("processed")
-    if "raw_id" not in table.columns:
-        table = table.mutate(raw_id=ibis.literal(0, "int64"))
-    table = table.mutate(cycle_start=table.cycle_start.cast("date"), cycle_end=table.cycle_end.cast("date"))
-    expr = curate(table, as_of, target_score).order_by(list(_KEYS))
-    out = arrow_to_frame(con.to_pyarrow(expr))
-    for column in out.columns:  # nanoseconds, as the pandas code downstream builds its timestamps
-        if pd.api.types.is_datetime64_any_dtype(out[column]):
-            out[column] = out[column].dt.as_unit("ns")
-    return out
+    def build(processed: ibis.Table) -> ibis.Table:
+        dated = processed.mutate(cycle_start=processed.cycle_start.cast("date"),
+                                 cycle_end=processed.cycle_end.cast("date"))
+        return curate(dated, as_of, target_score)
+
+    return on_frames(build, list(_KEYS), processed=processed)

@@ -9,9 +9,12 @@ only thing taken from after ``t``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import ibis
 
 NUMERIC_FEATURES: tuple[str, ...] = (
     "week", "elapsed_share", "progress", "score", "velocity", "expected_gap", "confidence",
@@ -39,96 +42,123 @@ CHECKIN_COLUMNS: tuple[str, ...] = (
 LABEL_COLUMNS: tuple[str, ...] = ("key_result_id", "cycle_id", "reached_target", "cycle_closed")
 
 
-def _as_of_grid(cycles: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
-    """Every (cycle, week) whose as-of time is within the cycle (+1 week) and not after ``now``."""
-    weeks = pd.DataFrame({"week": range(1, MAX_WEEKS + 1)})
-    grid = cycles.merge(weeks, how="cross")
-    start = pd.to_datetime(grid["cycle_start"]).dt.tz_localize("UTC")
-    end = pd.to_datetime(grid["cycle_end"]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
-    grid["as_of"] = start + pd.to_timedelta(grid["week"] * 7, unit="D")
-    # Weeks are consecutive, so "every week up to the first one past the end" = a filter.
-    grid = grid[(grid["as_of"] <= end + pd.Timedelta(days=7)) & (grid["as_of"] <= now)]
-    length_days = (pd.to_datetime(grid["cycle_end"]) - pd.to_datetime(grid["cycle_start"])).dt.days + 1
-    elapsed_days = (grid["as_of"] - start[grid.index]).dt.days
-    grid["elapsed_share"] = (elapsed_days / length_days).clip(lower=0.0, upper=1.0)
-    return grid.reset_index(drop=True)
+_SECONDS_PER_WEEK, _SECONDS_PER_DAY = 604_800, 86_400
 
 
-def _running_state(checkins: pd.DataFrame) -> pd.DataFrame:
-    """Each check-in with what its key result (``_kr``, one integer per cycle and key result)
-    looked like right after it: the count so far, the previous check-in, and the first and
-    latest confidence given so far."""
-    state = checkins.copy()
-    g = state.groupby("_kr", sort=False)
-    state["n_checkins"] = (g.cumcount() + 1).astype(float)
-    prev_at, prev_progress = g["checkin_at"].shift(1), g["progress"].shift(1)
-    weeks = (state["checkin_at"] - prev_at).dt.total_seconds() / 604800
-    velocity = (state["progress"] - prev_progress) / weeks.where(weeks > 0)
-    state["velocity"] = velocity.fillna(0.0).clip(-2, 2)
-    confidence = state["confidence"].astype("float64")
-    state["latest_confidence"] = confidence.groupby(state["_kr"], sort=False).ffill()
-    # The first confidence given is fixed once given: known from that check-in on.
-    has_conf = confidence.notna()
-    first = confidence.where(has_conf).groupby(state["_kr"], sort=False).transform("first")
-    given_yet = has_conf.groupby(state["_kr"], sort=False).cummax()
-    state["first_confidence"] = first.where(given_yet)
-    return state
+def features(processed: ibis.Table, labels: ibis.Table, now: dt.datetime) -> ibis.Table:
+    """Features for every key result of ``processed`` (``CHECKIN_COLUMNS``) at every as-of week up
+    to ``now``; ``labels``: ``LABEL_COLUMNS`` of okr_curated.
+
+    Each check-in carries its key result's running state (count so far, velocity since the
+    previous check-in, latest and first confidence given so far); every (key result, as-of week)
+    of its cycle then takes the state of its last check-in by that week's as-of time (on equal
+    times the later landed, ``raw_id``). No check-in yet by a week: no row for it.
+    """
+    import ibis
+
+    kr = ["cycle_id", "key_result_id"]
+    in_order = ibis.window(group_by=kr, order_by=["checkin_at", "raw_id"])
+    so_far = ibis.cumulative_window(group_by=kr, order_by=["checkin_at", "raw_id"])
+    p = processed.select(*CHECKIN_COLUMNS)
+    state = p.mutate(
+        n_checkins=(ibis.row_number().over(in_order) + 1).cast("float64"),
+        _prev_at=p.checkin_at.lag().over(in_order),
+        _prev_progress=p.progress.lag().over(in_order),
+        # confidences given so far: the latest is the one that started the current run of
+        # rows with the same count (LAST_VALUE ... IGNORE NULLS is not in every engine)
+        _given=p.confidence.count().over(so_far),
+    )
+    weeks = (state.checkin_at.epoch_seconds() - state._prev_at.epoch_seconds()) / _SECONDS_PER_WEEK
+    velocity = ((state.progress - state._prev_progress) / ibis.ifelse(weeks > 0, weeks, ibis.null()))
+    confidence = state.confidence.cast("float64")
+    state = state.mutate(
+        velocity=velocity.fill_null(0.0).clip(lower=-2.0, upper=2.0),
+        latest_confidence=confidence.max().over(ibis.window(group_by=[*kr, "_given"])),
+        first_confidence=ibis.ifelse(
+            state._given > 0,
+            ibis.ifelse(state._given == 1, confidence, ibis.null("float64")).max().over(ibis.window(group_by=kr)),
+            ibis.null("float64")),
+    )
+
+    # The cycles (their dates from their earliest check-in) at every as-of week within the cycle
+    # (+1 week) and not after now.
+    first_of_cycle = ibis.window(group_by="cycle_id", order_by=["checkin_at", "raw_id"])
+    cycles = (p.mutate(_first=ibis.row_number().over(first_of_cycle))
+              .filter(lambda t: t._first == 0).select("cycle_id", "cycle_start", "cycle_end"))
+    grid = cycles.mutate(week=ibis.range(1, MAX_WEEKS + 1).unnest())
+    start = grid.cycle_start.cast("timestamp('UTC')")
+    grid = grid.mutate(
+        as_of=start + (grid.week * 7).as_interval("D"),
+        _length_days=grid.cycle_end.delta(grid.cycle_start, unit="day") + 1,
+    )
+    end = grid.cycle_end.cast("timestamp('UTC')") + ibis.interval(days=8)
+    grid = grid.filter((grid.as_of <= end) & (grid.as_of <= ibis.timestamp(now.astimezone(dt.UTC))))
+    grid = grid.select(
+        "cycle_id", "week", "as_of", cycle_quarter=grid.cycle_start.truncate("Q"),
+        elapsed_share=(grid.week * 7 / grid._length_days).clip(lower=0.0, upper=1.0))
+
+    # A check-in is first seen by the as-of week w with cycle_start + 7w days >= checkin_at; a
+    # week's state is that of the last check-in first seen by it or by an earlier week. So: the
+    # last check-in per (key result, week first seen), placed on the key result's week grid, and
+    # carried forward over the weeks without one: a run of weeks is the weeks up to the next
+    # check-in, numbered by a running count, and each column's one value in the run fills it
+    # (a forward fill that needs no range join).
+    cycle_epoch = state.cycle_start.cast("timestamp('UTC')").epoch_seconds()
+    seen_week = ((state.checkin_at.epoch_seconds() - cycle_epoch) / _SECONDS_PER_WEEK).ceil().clip(lower=1)
+    last_of_week = ibis.window(group_by=[*kr, "_week"], order_by=[ibis.desc("checkin_at"), ibis.desc("raw_id")])
+    weekly = state.mutate(_week=seen_week.cast("int64"))
+    weekly = weekly.mutate(_rank=ibis.row_number().over(last_of_week))
+    weekly = weekly.filter(weekly._rank == 0)
+    carried = ("team_id", "objective_id", "okr_kind", "metric_kind", "direction", "weight", "progress", "score",
+               "checkin_at", "n_checkins", "velocity", "latest_confidence", "first_confidence")
+
+    key_results = state.select(*kr).distinct()
+    key_results = key_results.left_join(labels.select(*LABEL_COLUMNS), kr).select(
+        *kr, label=labels.reached_target, _closed=labels.cycle_closed)
+    slots = grid.join(key_results, "cycle_id")
+    placed = slots.left_join(weekly, [slots.cycle_id == weekly.cycle_id, slots.key_result_id == weekly.key_result_id,
+                                      slots.week == weekly._week])
+    placed = placed.select(
+        slots.cycle_id, slots.key_result_id, slots.week, slots.as_of, slots.cycle_quarter, slots.elapsed_share,
+        slots.label, slots._closed, *(weekly[c] for c in carried),
+        _present=weekly._week.notnull())
+    weeks_so_far = ibis.cumulative_window(group_by=kr, order_by="week")
+    placed = placed.mutate(_run=placed._present.ifelse(1, 0).sum().over(weeks_so_far))
+    run = ibis.window(group_by=[*kr, "_run"])
+    out = placed.filter(placed._run > 0)  # no check-in yet by that week: no row
+    out = out.mutate(**{c: out[c].max().over(run) for c in carried})
+    slot_team = ibis.window(group_by=["cycle_id", "week", "team_id"])
+    slot_objective = ibis.window(group_by=["cycle_id", "week", "objective_id"])
+    closed = out._closed.fill_null(False)
+    out = out.mutate(
+        expected_gap=out.progress - out.elapsed_share,
+        confidence=out.latest_confidence.fill_null(5.0),
+        confidence_trend=(out.latest_confidence - out.first_confidence).fill_null(0.0),
+        days_since_last_checkin=(out.as_of.epoch_seconds() - out.checkin_at.epoch_seconds()) / _SECONDS_PER_DAY,
+        team_progress=out.score.mean().over(slot_team),
+        objective_progress=(out.score * out.weight).sum().over(slot_objective) / out.weight.sum().over(slot_objective),
+        week=out.week.cast("float64"),
+        cycle_closed=closed,
+        label=ibis.ifelse(closed, out.label, ibis.null("boolean")),
+    )
+    return out.select(*FEATURE_TABLE_COLUMNS)
 
 
 def build_features(processed: pd.DataFrame, labels: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
-    """Features for every key result of ``processed`` at every as-of week up to ``now``.
+    """``features`` over DataFrames (okr_processed's and okr_curated's columns), as a DataFrame in
+    okr_features' dtypes, in (key_result_id, cycle_id, week) order."""
+    from okr_assets.lib.engine import on_frames
 
-    ``labels``: ``key_result_id, cycle_id, reached_target, cycle_closed`` (from okr_curated).
-    Column-wise: each check-in carries its key result's running state, and an as-of join picks,
-    for every (key result, week), the last check-in made by that week's as-of time. Text keys
-    are turned into integers once per key result, so the joins, groupings and the final sort
-    over every (key result, week) compare integers, not strings.
-    """
     if processed.empty:
         return pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS))
-    checkins = processed[list(CHECKIN_COLUMNS)].sort_values(["checkin_at", "raw_id"],
-                                                            kind="stable").reset_index(drop=True)
-    cycles = checkins[["cycle_id", "cycle_start", "cycle_end"]].drop_duplicates("cycle_id")
-    now_ts = pd.Timestamp(now)
-    now_ts = now_ts.tz_convert("UTC") if now_ts.tzinfo else now_ts.tz_localize("UTC")
-    grid = _as_of_grid(cycles, now_ts)
-    grid["cycle_quarter"] = pd.to_datetime(grid["cycle_start"]).dt.to_period("Q").dt.start_time
-    checkins["_kr"] = checkins.groupby(["cycle_id", "key_result_id"], sort=False).ngroup()
-    state = _running_state(checkins.drop(columns=["cycle_start", "cycle_end"]))
 
-    # One row per key result: its label, and its rank in (key_result_id, cycle_id) order, which
-    # is the order of the rows returned.
-    key_results = (state[["cycle_id", "key_result_id", "_kr"]].drop_duplicates("_kr")
-                   .merge(labels[list(LABEL_COLUMNS)].rename(columns={"reached_target": "label"}),
-                          on=["key_result_id", "cycle_id"], how="left")
-                   .sort_values(["key_result_id", "cycle_id"]))
-    key_results["_rank"] = np.arange(len(key_results))
-    # Every key result of a cycle at every as-of week of that cycle, then its last check-in by then.
-    state["checkin_at"] = state["checkin_at"].astype("datetime64[ns, UTC]")
-    slots = grid[["cycle_id", "cycle_quarter", "week", "as_of", "elapsed_share"]].merge(key_results, on="cycle_id")
-    slots["as_of"] = slots["as_of"].astype("datetime64[ns, UTC]")
-    # Rows are in (checkin_at, raw_id) order, so on equal times the as-of join takes the later row.
-    joined = pd.merge_asof(
-        slots.sort_values("as_of", kind="stable"), state.drop(columns=["cycle_id", "key_result_id"]),
-        left_on="as_of", right_on="checkin_at", by="_kr", direction="backward", allow_exact_matches=True)
-    out = joined[joined["checkin_at"].notna()].copy()  # no check-in yet by that week: no row
+    def build(processed: ibis.Table, labels: ibis.Table) -> ibis.Table:
+        dated = processed.mutate(cycle_start=processed.cycle_start.cast("date"),
+                                 cycle_end=processed.cycle_end.cast("date"))
+        return features(dated, labels, now)
 
-    out["expected_gap"] = out["progress"] - out["elapsed_share"]
-    out["confidence"] = out["latest_confidence"].fillna(5.0)
-    out["confidence_trend"] = (out["latest_confidence"] - out["first_confidence"]).fillna(0.0)
-    out["days_since_last_checkin"] = (out["as_of"] - out["checkin_at"]).dt.total_seconds() / 86400
-    # Each (cycle, week) as one integer: grouping by integers, not text.
-    slot = pd.factorize(out["cycle_id"])[0].astype(np.int64) * (MAX_WEEKS + 1) + out["week"].to_numpy()
-    team = [slot, pd.factorize(out["team_id"])[0]]
-    objective = [slot, pd.factorize(out["objective_id"])[0]]
-    out["team_progress"] = out["score"].groupby(team, sort=False).transform("mean")
-    weighted = (out["score"] * out["weight"]).groupby(objective, sort=False).transform("sum")
-    out["objective_progress"] = weighted / out["weight"].groupby(objective, sort=False).transform("sum")
-    out["week"] = out["week"].astype(float)
-    out["cycle_closed"] = out["cycle_closed"].fillna(False).astype(bool)
-    out["label"] = out["label"].astype("boolean").where(out["cycle_closed"], pd.NA)
-    order = np.lexsort((out["week"].to_numpy(), out["_rank"].to_numpy()))
-    return out[list(FEATURE_TABLE_COLUMNS)].take(order).reset_index(drop=True)
+    return on_frames(build, list(KEY_COLUMNS), processed=processed[list(CHECKIN_COLUMNS)],
+                     labels=labels[list(LABEL_COLUMNS)])
 
 
 def open_latest(features: pd.DataFrame) -> pd.DataFrame:

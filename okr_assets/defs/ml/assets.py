@@ -8,7 +8,6 @@ them.
 import datetime as dt
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -55,7 +54,7 @@ FOLLOW_PARENTS = (
     backfill_policy=BackfillPolicy.single_run(),
     group_name="ml",
     owners=OWNERS,
-    kinds={WAREHOUSE_KIND, "pandas", "pandera"},
+    kinds={WAREHOUSE_KIND, "ibis", "pandera"},
     code_version="1",
     tags={"layer": "features"},
     metadata={"dagster/column_schema": column_schema("okr_features"),
@@ -69,50 +68,30 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource
     partitions as okr_curated, so features can be rebuilt for any past cycle. Written to staging,
     checked (okr_features_schema, blocking) and published in one transaction only when it passes."""
     from okr_assets.defs.tables.checks import audit_range
-    from okr_assets.lib.features import CHECKIN_COLUMNS, LABEL_COLUMNS, build_features
-    from okr_assets.lib.memory import free_cycles, older_objects_frozen
+    from okr_assets.lib.features import features
     from okr_assets.lib.modeling import MIN_TRAINING_CYCLES
-    from okr_assets.lib.pipelining import overlapped
-    from okr_assets.lib.routing import month_windows
 
     warehouse.setup()
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     now = dt.datetime.now(dt.UTC)
-    totals: Counter[str] = Counter()
-    cycles: set[str] = set()
 
-    def read(quarter: dt.date, quarter_end: dt.date) -> "Iterator[tuple[pd.DataFrame, pd.DataFrame]]":
-        # Features never mix cycles, so the cycles starting in each month are built on their
-        # own: the same rows as the whole range at once, a month of check-ins at a time.
-        for lo, hi in month_windows(quarter, quarter_end):
-            yield (warehouse.read_range("okr_processed", "cycle_start", lo, hi, columns=CHECKIN_COLUMNS),
-                   warehouse.read_range("okr_curated", "cycle_start", lo, hi, columns=LABEL_COLUMNS))
-
-    def build(months: "Iterator[tuple[pd.DataFrame, pd.DataFrame]]") -> "Iterator[list[pd.DataFrame]]":
-        for processed, curated in months:
-            features = build_features(processed, curated, now)
-            if features.empty:
-                continue
-            labelled = features["label"].notna()
-            totals.update(rows=len(features), labelled=int(labelled.sum()),
-                          positive=int(features.loc[labelled, "label"].astype(bool).sum()),
-                          key_results=int(features[["key_result_id", "cycle_id"]].drop_duplicates().shape[0]))
-            cycles.update(features["cycle_id"].unique().tolist())
-            del processed, curated, labelled
-            free_cycles()  # the month's intermediate columns (see okr_assets.lib.memory)
-            yield [features]
-
-    # Staged one transaction per quarter (the partition): the warehouse holds a transaction's new
-    # rows in memory until it commits, and a quarter's features are already ~1/4 million rows.
-    # Three stages overlap, a month apart: reading (the database, without the GIL), building
-    # (pandas) and, here, writing and committing. One refresh of okr_features at a time, whoever
-    # launched it: the staging twin has one writer, and publishes apply in the order of the reads.
-    with warehouse.exclusive("okr_features", on_wait=context.log.info), older_objects_frozen():
+    # Built in the warehouse engine (one INSERT ... SELECT into staging). One refresh of
+    # okr_features at a time, whoever launched it: the staging twin has one writer, and publishes
+    # apply in the order of the reads.
+    with warehouse.exclusive("okr_features", on_wait=context.log.info):
         warehouse.clear_staged(["okr_features"])
-        for quarter, quarter_end in month_windows(start, end, months=3):
-            with overlapped(read(quarter, quarter_end), build, name="okr-features") as built:
-                warehouse.load_staged(["okr_features"], built)
+        processed, curated = warehouse.table("okr_processed"), warehouse.table("okr_curated")
+        warehouse.insert_staged("okr_features", features(
+            processed.filter((processed.cycle_start >= start) & (processed.cycle_start < end)),
+            curated.filter((curated.cycle_start >= start) & (curated.cycle_start < end)), now))
+        staged = warehouse.table("okr_features", staged=True)
+        sums = warehouse.fetch(staged.aggregate(
+            rows=staged.count(), labelled=staged.label.count(), positive=staged.label.sum().coalesce(0)))
+        totals = {k: int(v) for k, v in sums.iloc[0].items()}
+        totals["key_results"] = int(warehouse.fetch(
+            staged.select("key_result_id", "cycle_id").distinct().count().name("n"))["n"].iloc[0])
+        cycles = set(warehouse.fetch(staged.select("cycle_id").distinct())["cycle_id"])
         check = audit_range(warehouse, OKR_FEATURES_SCHEMA, "okr_features", "cycle_quarter", start, end)
         selected = OKR_FEATURES_SCHEMA.key in context.selected_asset_check_keys
         if not check.passed:

@@ -77,12 +77,5 @@ def curate_frame(processed: pd.DataFrame, as_of: dt.date, target_score: float = 
     (what ``WarehouseResource.query`` returns for the table), sorted by key result and cycle."""
     from okr_assets.lib.engine import on_frames
 
-    if "raw_id" not in processed.columns:
-        processed = processed.assign(raw_id=0)
-
-    def build(processed: ibis.Table) -> ibis.Table:
-        dated = processed.mutate(cycle_start=processed.cycle_start.cast("date"),
-                                 cycle_end=processed.cycle_end.cast("date"))
-        return curate(dated, as_of, target_score)
-
-    return on_frames(build, list(_KEYS), processed=processed)
+    return on_frames(lambda processed: curate(processed, as_of, target_score), list(_KEYS),
+                     dates=("cycle_start", "cycle_end"), processed=processed)

@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def on_frames(build: Callable[..., ibis.Table], order_by: list[str], **frames: pd.DataFrame) -> pd.DataFrame:
+def on_frames(build: Callable[..., ibis.Table], order_by: list[str], dates: tuple[str, ...] = (),
+              **frames: pd.DataFrame) -> pd.DataFrame:
     """``build(**tables)`` over the DataFrames ``frames`` (each a table of the same name), as a
     DataFrame in the dtypes ``WarehouseResource.query`` returns, with nanosecond timestamps (as
-    the pandas code downstream builds its own), ordered by ``order_by``."""
+    the pandas code downstream builds its own), ordered by ``order_by``. The ``dates`` columns
+    (datetime64 in pandas, which has no date type) become dates, as the warehouse stores them."""
     import duckdb
     import ibis
     import pandas as pd
@@ -33,7 +35,11 @@ def on_frames(build: Callable[..., ibis.Table], order_by: list[str], **frames: p
             db.register(f"{name}_frame", frame)
             db.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM "{name}_frame"')
         con = ibis.duckdb.from_connection(db)
-        expr = build(**{name: con.table(name) for name in frames}).order_by(order_by)
+        tables = {}
+        for name in frames:
+            table = con.table(name)
+            tables[name] = table.mutate(**{c: table[c].cast("date") for c in dates if c in table.columns})
+        expr = build(**tables).order_by(order_by)
         out = arrow_to_frame(db.sql(ibis.to_sql(expr, dialect="duckdb")).to_arrow_table())
     finally:
         db.close()

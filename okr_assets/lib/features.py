@@ -152,12 +152,8 @@ def build_features(processed: pd.DataFrame, labels: pd.DataFrame, now: dt.dateti
     if processed.empty:
         return pd.DataFrame(columns=list(FEATURE_TABLE_COLUMNS))
 
-    def build(processed: ibis.Table, labels: ibis.Table) -> ibis.Table:
-        dated = processed.mutate(cycle_start=processed.cycle_start.cast("date"),
-                                 cycle_end=processed.cycle_end.cast("date"))
-        return features(dated, labels, now)
-
-    return on_frames(build, list(KEY_COLUMNS), processed=processed[list(CHECKIN_COLUMNS)],
+    return on_frames(lambda processed, labels: features(processed, labels, now), list(KEY_COLUMNS),
+                     dates=("cycle_start", "cycle_end"), processed=processed[list(CHECKIN_COLUMNS)],
                      labels=labels[list(LABEL_COLUMNS)])
 
 

@@ -269,16 +269,13 @@ class WarehouseResource(ConfigurableResource):
             backend.execute(con, sql, params)
 
     def read_range(self, table: str, column: str, start: dt.date, end: dt.date,
-                   text_storage: str = "python", columns: Sequence[str] | None = None,
-                   staged: bool = False) -> pd.DataFrame:
+                   text_storage: str = "python", staged: bool = False) -> pd.DataFrame:
         """Rows of ``table`` (its staging twin when ``staged``) with ``start <= column < end``
-        (``text_storage``: as for ``query``); only ``columns`` when given (a columnar engine then
-        reads only those)."""
+        (``text_storage``: as for ``query``)."""
         t = _table(table)
         col = _column(t, column)
-        selected = ", ".join(_column(t, c) for c in columns) if columns else "*"
         source = t.staged if staged else t
-        return self.query(f"SELECT {selected} FROM {source.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
+        return self.query(f"SELECT * FROM {source.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
                           [start, end], text_storage)
 
     def span(self, table: str, column: str) -> tuple[dt.date, dt.date]:
@@ -565,12 +562,14 @@ class WarehouseResource(ConfigurableResource):
     def insert_staged(self, name: str, expr: ibis.Table) -> None:
         """Append the rows of ``expr`` (the table's columns, in any order) to the staging twin of
         ``name``, in one ``INSERT ... SELECT`` that the engine runs where the data is."""
+        # Compiled SQL carries its values as literals; the placeholder translation of execute
+        # leaves quoted literals alone.
         backend = self.backend
         columns = self.columns(name)
         collist = ", ".join(quote(c) for c in columns)
         select = self.compile(expr.select(*columns))
         with self.transaction() as con:
-            backend.execute_compiled(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
+            backend.execute(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
 
     def load_staged(self, tables: Sequence[str], chunks: Iterable[Sequence[pd.DataFrame]]) -> int:
         """Append each chunk's frames (one per table) to the staging twins, in one transaction;

@@ -36,7 +36,6 @@ class Backend(Protocol):
 
     def connect(self) -> contextlib.AbstractContextManager[Any]: ...
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None: ...
-    def execute_compiled(self, con: Any, sql: str) -> None: ...
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame: ...
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None: ...
     def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None: ...
@@ -113,9 +112,6 @@ class DuckDBBackend:
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
         con.execute(sql, list(params))
-
-    def execute_compiled(self, con: Any, sql: str) -> None:
-        con.execute(sql)
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
         # A relation straight to Arrow (about twice as fast as .df() on text columns); through
@@ -305,12 +301,6 @@ class PostgresBackend:
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
         with con.cursor() as cur:
             cur.execute(to_pyformat(sql), tuple(params))
-
-    def execute_compiled(self, con: Any, sql: str) -> None:
-        # SQL compiled by Ibis carries its values as literals: no placeholders to translate, and
-        # without arguments psycopg2 leaves any % in it alone.
-        with con.cursor() as cur:
-            cur.execute(sql)
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
         # text_storage is a hint for DuckDB's Arrow results; rows from psycopg2 are Python objects.

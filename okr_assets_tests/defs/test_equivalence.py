@@ -11,12 +11,9 @@ from okr_assets.resources import KafkaResource
 from okr_assets_tests import equivalence
 from okr_assets_tests.defs.test_assets import ASSETS, land
 from okr_assets_tests.defs.test_kafka import produce
+from okr_assets_tests.defs.test_ml import _range
 
 FLOAT_TOLERANCE = 1e-9  # relative: the same arithmetic in another engine may round differently
-
-
-def _range(start: str, end: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
 
 
 def _refresh(instance, resources: dict) -> None:

@@ -43,6 +43,18 @@ def test_pyformat_translation_leaves_literals_alone() -> None:
     assert to_pyformat('SELECT "we?ird" FROM t WHERE d = ?') == 'SELECT "we?ird" FROM t WHERE d = %s'
 
 
+def test_compiled_expressions_keep_their_literals(warehouse_url: str) -> None:
+    """An Ibis expression runs as compiled SQL through the placeholder translation of the
+    warehouse: literals holding a placeholder, a percent sign or a quote reach the engine as they are."""
+    import ibis
+
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    staged = warehouse.table("okr_curated", staged=True)
+    text = "50% done? it's 'quoted'"
+    assert warehouse.fetch(staged.aggregate(n=staged.count()).mutate(text=ibis.literal(text)))["text"][0] == text
+
+
 def test_unsupported_url_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="duckdb:///<path> or postgresql://"):
         _ = WarehouseResource(url="mysql://x@y/z").backend

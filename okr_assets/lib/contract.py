@@ -111,6 +111,11 @@ def canonical_enum(column: str, raw: str | None) -> str | None:
     return enum_lookup(column).get(_squash(raw))
 
 
+# RFC 3339 with an explicit offset, seconds optional (``2025-07-08T14:03:11Z``, ``2025-07-08 16:03+02:00``):
+# the one grammar of checkin_at, for partition routing at landing and typing in the engine.
+RFC3339_PATTERN: Final[str] = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?"
+                               r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
 # ---------------------------------------------------------------------------------------------
 # Limits
 # ---------------------------------------------------------------------------------------------
@@ -152,33 +157,5 @@ class RejectReason(StrEnum):
     OUTSIDE_CYCLE = "outside_cycle"
     PROGRESS_OUT_OF_RANGE = "progress_out_of_range"
 
-
-REJECT_REASON_DESCRIPTIONS: Final[dict[RejectReason, str]] = {
-    RejectReason.UNREADABLE_FILE: "The whole file could not be read (encoding, header or format).",
-    RejectReason.LOST_BEFORE_LANDING: "Kafka offsets the broker no longer held when they were read (deleted by "
-                                      "retention, or lost by the broker): one row per lost range.",
-    RejectReason.MESSAGE_TOO_LARGE: "The Kafka message is larger than the configured limit.",
-    RejectReason.MESSAGE_NOT_UTF8: "The Kafka message is not UTF-8.",
-    RejectReason.MESSAGE_NOT_JSON: "The Kafka message is not JSON.",
-    RejectReason.MESSAGE_NOT_OBJECT: "The Kafka message is JSON but not an object.",
-    RejectReason.UNKNOWN_SCHEMA_VERSION: "The message's schema_version is missing or unknown.",
-    RejectReason.INVALID_ENVELOPE: "event_id is not a UUID or produced_at is not a timestamp.",
-    RejectReason.UNSTORABLE_CHARACTER: "A message field contains U+0000 or a lone surrogate (a JSON escape "
-                                       "such as \\ud800), which no text column can store.",
-    RejectReason.MALFORMED_ROW: "The CSV row has a different number of fields than the header.",
-    RejectReason.MISSING_REQUIRED: "A required field is empty.",
-    RejectReason.UNPARSEABLE_NUMBER: "A number does not parse or is NaN/Inf.",
-    RejectReason.UNPARSEABLE_DATE: "A date or timestamp does not parse.",
-    RejectReason.UNKNOWN_ENUM: "An enum value is unknown after synonym mapping.",
-    RejectReason.INVALID_CYCLE: "The cycle ends before it starts.",
-    RejectReason.START_EQUALS_TARGET: "start_value equals target_value, so progress is undefined.",
-    RejectReason.DIRECTION_CONTRADICTION: "The direction contradicts start and target values.",
-    RejectReason.CONFIDENCE_OUT_OF_RANGE: "confidence is not an integer between 0 and 10.",
-    RejectReason.WEIGHT_OUT_OF_RANGE: "weight is outside (0, 1].",
-    RejectReason.CHECKIN_IN_FUTURE: "checkin_at is more than 5 minutes after it was ingested.",
-    RejectReason.BEFORE_FIRST_PARTITION: "checkin_at is before the first daily partition.",
-    RejectReason.OUTSIDE_CYCLE: "checkin_at is more than 14 days outside its cycle.",
-    RejectReason.PROGRESS_OUT_OF_RANGE: "|progress| > 5, most likely a unit error.",
-}
 
 REJECT_REASON_CODES: Final[tuple[str, ...]] = tuple(r.value for r in RejectReason)

@@ -12,8 +12,26 @@ import datetime as dt
 
 import pandas as pd
 
-from okr_assets.lib.contract import FUTURE_TOLERANCE_SECONDS
-from okr_assets.lib.validation import parse_date, parse_timestamp
+from okr_assets.lib.contract import FUTURE_TOLERANCE_SECONDS, RFC3339_PATTERN
+
+
+def _text(series: pd.Series) -> pd.Series:
+    stripped = series.astype("string").str.strip()
+    return stripped.mask(stripped == "")
+
+
+def parse_timestamp(series: pd.Series) -> pd.Series:
+    """The contract's checkin_at grammar (``RFC3339_PATTERN``) as UTC timestamps, NaT otherwise.
+    The engine types the same text the same way (``okr_assets.lib.validation.parse_timestamp``)
+    for every row a partition can be routed by: one that is not before the first partition and not
+    in the future."""
+    text = _text(series)
+    matched = text.str.fullmatch(RFC3339_PATTERN, na=False)
+    return pd.to_datetime(text.where(matched).str.upper(), utc=True, format="ISO8601", errors="coerce")
+
+
+def parse_date(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(_text(series), format="%Y-%m-%d", errors="coerce")
 
 
 def route_partition_dates(

@@ -1,35 +1,41 @@
 """Turn landed text rows into typed check-ins, rejecting every row that breaks the contract.
 
-Pure pandas, no Dagster: ``validate_checkins`` checks rows against the contract and is what the
-unit tests pin rule by rule; ``validate_versions``, what ``okr_processed`` runs a month at a time,
-adds deduplication (the newest valid version of a check-in wins). Rules are applied in a fixed
-order and a row is rejected with the *first* rule it breaks (one reason code plus a human
-sentence), so counts by reason add up to the number of rejected rows.
+Ibis expressions, run by the warehouse engine where okr_raw is (okr_processed, okr_rejects):
+
+- ``parsed`` types a landed row's text: numbers, dates and timestamps by a grammar the engine
+  checks before it casts (so a value no engine can cast is a reject, never a failed statement, and
+  DuckDB and PostgreSQL accept exactly the same text), enums through the contract's synonyms;
+- ``verdicts`` adds the first rule of ``okr_assets.lib.rules.RULES`` each row breaks, as a reason
+  code and a sentence;
+- ``versions`` keeps the newest *valid* version of each check-in and says what happens to every
+  other row (``outcome``).
+
+``validate_checkins`` and ``validate_versions`` run the same expressions on DataFrames (an
+in-memory DuckDB, ``okr_assets.lib.engine``), for the model's code, the generator and the tests
+that pin the contract rule by rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from okr_assets.lib.contract import (
     CHECKIN_COLUMNS,
-    CONFIDENCE_MAX,
-    CONFIDENCE_MIN,
-    CYCLE_GRACE_DAYS,
     DATE_COLUMNS,
     ENUMS,
-    FUTURE_TOLERANCE_SECONDS,
-    MAX_ABS_PROGRESS,
     NUMERIC_COLUMNS,
-    REQUIRED_COLUMNS,
-    RejectReason,
+    RFC3339_PATTERN,
     enum_lookup,
 )
+from okr_assets.lib.rules import RULES, TEXT
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pandas as pd
 
 LINEAGE_COLUMNS: tuple[str, ...] = ("raw_id", "source", "source_ref", "ingested_at", "partition_date")
 
@@ -45,235 +51,264 @@ REJECT_COLUMNS: tuple[str, ...] = (
     *LINEAGE_COLUMNS, "reason", "message", *CHECKIN_COLUMNS, "raw_payload",
 )
 
-_RFC3339_OFFSET = r"(?:[Zz]|[+-]\d{2}:\d{2})$"
+LANDED = "landed_"  # prefix of a contract column exactly as landed (what okr_rejects keeps)
+
+# The kinds of deduplicated row: an older version, valid or not, of a check-in that has a newer
+# valid version. An invalid newer version never supersedes anything: it is rejected.
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+SUPERSEDED_VALID = "valid version superseded by a newer valid one"
+SUPERSEDED_INVALID = "invalid version superseded by a newer valid one"
+SUPERSESSION_KINDS: tuple[str, ...] = (SUPERSEDED_VALID, SUPERSEDED_INVALID)
+
+# Text the engine casts only after it matched: ``[0-9]``, not ``\d``, which PostgreSQL's regular
+# expressions extend to other scripts' digits. Timestamps: the contract's RFC3339_PATTERN.
+_NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{1,4})?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# The years pandas timestamps hold (1677-09-21 .. 2262-04-11, whole years inside): the model's code
+# reads these columns into pandas.
+_YEARS = (1678, 2261)
+_MAX_OFFSET_HOURS = 15  # PostgreSQL refuses larger UTC offsets; real ones reach +14:00
+_MAX_MAGNITUDE = 300  # decimal orders of magnitude either side of 1 (a double holds about 308)
+
+
+# ---------------------------------------------------------------------------------------------
+# Typing landed text
+# ---------------------------------------------------------------------------------------------
+
+
+def clean(text: ir.StringValue) -> ir.StringValue:
+    """Surrounding whitespace stripped; an empty field is null."""
+    return text.strip().nullif("")
+
+
+def _int(text: ir.StringValue) -> ir.IntegerValue:
+    return text.cast("int64")
+
+
+def _null() -> ir.StringValue:
+    import ibis
+
+    return ibis.null("string")
+
+
+# Typing runs in a few stages, each one projection over the previous one's columns: Ibis writes a
+# value out in full wherever it is used, so a parsed part that several tests read (the matched
+# text, a number's digits) is a column of its own rather than an expression repeated through the
+# SQL. Each parser gives its columns per stage; ``parsed`` runs the parsers' stages side by side
+# (fewer projections compile faster).
+Stage = Callable[["ir.Table"], dict[str, "ir.Value"]]
+
+
+def _number(c: str) -> list[Stage]:
+    """A decimal number with '.' as the point (an exponent allowed) within 10^±300; anything else,
+    NaN and infinities included, is null. The magnitude is bounded from the digits before the cast
+    because PostgreSQL refuses to cast a number a double cannot hold, where DuckDB would give
+    infinity or zero."""
+    n, w, f, z, e = (f"_{k}_{c}" for k in "nwfze")
+
+    def fits(t: ir.Table) -> ir.BooleanValue:
+        zero = (t[w] == 0) & (t[z] == t[f])
+        magnitude = (t[w] > 0).ifelse(t[w] - 1, -t[z] - 1) + t[e]
+        return zero | (magnitude.between(-_MAX_MAGNITUDE, _MAX_MAGNITUDE) & (t[n].length() <= _MAX_MAGNITUDE))
+
+    return [
+        lambda t: {n: t[TEXT + c].re_search(_NUMBER).ifelse(t[TEXT + c], _null())},
+        lambda t: {  # digits before the point (no leading zeros), after it, zeros right after it; exponent
+            w: t[n].re_extract(r"^[+-]?([0-9]*)", 1).re_replace(r"^0+", "").length(),
+            f: t[n].re_extract(r"[.]([0-9]*)", 1).coalesce("").length(),
+            z: t[n].re_extract(r"[.](0*)", 1).coalesce("").length(),
+            e: t[n].re_extract(r"[eE]([+-]?[0-9]+)$", 1).nullif("").cast("int64").coalesce(0),
+        },
+        lambda t: {c: fits(t).ifelse(t[n], _null()).cast("float64")},
+    ]
+
+
+def _days_in_month(year: ir.IntegerValue, month: ir.IntegerValue) -> ir.IntegerValue:
+    import ibis
+
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    return ibis.cases((month == 2, leap.ifelse(29, 28)), (month.isin([4, 6, 9, 11]), 30), else_=31)
+
+
+def _valid_day(day_text: ir.StringValue) -> ir.BooleanValue:
+    """``YYYY-MM-DD`` (already matched) names a day of the calendar within ``_YEARS``."""
+    year, month, day = _int(day_text.substr(0, 4)), _int(day_text.substr(5, 2)), _int(day_text.substr(8, 2))
+    return (year.between(*_YEARS) & month.between(1, 12) & (day >= 1)
+            & (day <= _days_in_month(year, month)))
+
+
+def _date(c: str) -> list[Stage]:
+    """A ``YYYY-MM-DD`` calendar day, else null."""
+    d = f"_d_{c}"
+    return [
+        lambda t: {d: t[TEXT + c].re_search(_DATE).ifelse(t[TEXT + c], _null())},
+        lambda t: {c: _valid_day(t[d]).ifelse(t[d], _null()).cast("date")},
+    ]
+
+
+def _timestamp(c: str) -> list[Stage]:
+    """An RFC 3339 timestamp with an explicit offset (``Z`` or ``+HH:MM``; seconds optional;
+    ``RFC3339_PATTERN``) as UTC, else null."""
+    ts = f"_t_{c}"
+
+    def typed(t: ir.Table) -> ir.TimestampValue:
+        seconds = t[ts].re_extract(r"^.{16}:([0-9]{2})", 1).nullif("").cast("int64").coalesce(0)
+        offset = t[ts].re_extract(r"([+-][0-9]{2}:[0-9]{2})$", 1).nullif("")
+        offset_ok = offset.isnull() | (_int(offset.substr(1, 2)).between(0, _MAX_OFFSET_HOURS)
+                                       & _int(offset.substr(4, 2)).between(0, 59))
+        valid = (_valid_day(t[ts].substr(0, 10)) & _int(t[ts].substr(11, 2)).between(0, 23)
+                 & _int(t[ts].substr(14, 2)).between(0, 59) & seconds.between(0, 59) & offset_ok)
+        return valid.ifelse(t[ts], _null()).cast("timestamp('UTC')")
+
+    return [
+        lambda t: {ts: t[TEXT + c].re_search(RFC3339_PATTERN).ifelse(t[TEXT + c].upper(), _null())},
+        lambda t: {c: typed(t)},
+    ]
+
+
+def parse_enum(column: str, text: ir.StringValue) -> ir.StringValue:
+    """The canonical value of an enum column after case, spaces, '-' and '_' are ignored and the
+    contract's synonyms applied; null when unknown."""
+    squashed = text.lower().re_replace(r"[ \t\r\n\f\v_-]+", "")
+    return squashed.substitute(enum_lookup(column), else_=_null())
+
+
+_TEXT_COLUMNS = ("checkin_id", "org_id", "team_id", "cycle_id", "objective_id", "objective_title",
+                 "key_result_id", "kr_title", "owner_id", "unit", "comment")
+
+
+def parsed(raw: ir.Table) -> ir.Table:
+    """okr_raw rows with their contract columns typed (okr_processed's names and types; null where
+    a value does not parse), the stripped text as ``text_<column>`` and the landed text as
+    ``landed_<column>``; ``checkin_date`` (UTC), ``progress`` and ``score`` derived."""
+    from itertools import zip_longest
+
+    t = raw.select(*(c for c in raw.columns if c not in CHECKIN_COLUMNS),
+                   **{LANDED + c: raw[c] for c in CHECKIN_COLUMNS},
+                   **{TEXT + c: clean(raw[c]) for c in CHECKIN_COLUMNS})
+    parsers = [*(_number(c) for c in (*NUMERIC_COLUMNS, "confidence")), *(_date(c) for c in DATE_COLUMNS),
+               _timestamp("checkin_at"),
+               [lambda t: {**{c: t[TEXT + c] for c in _TEXT_COLUMNS},
+                           **{c: parse_enum(c, t[TEXT + c]) for c in ENUMS}}]]
+    before = set(t.columns)
+    for stages in zip_longest(*parsers):
+        t = t.mutate(**{name: value for stage in stages if stage for name, value in stage(t).items()})
+    t = t.drop(*(c for c in t.columns if c.startswith("_") and c not in before))
+    t = t.mutate(checkin_date=t.checkin_at.date(),
+                 progress=(t.value - t.start_value) / (t.target_value - t.start_value).nullif(0))
+    return t.mutate(score=t.progress.clip(0, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules
+# ---------------------------------------------------------------------------------------------
+
+
+def verdicts(raw: ir.Table, first_partition: dt.date) -> ir.Table:
+    """``parsed(raw)`` plus ``reason`` and ``message``: the first rule each row breaks (a reason
+    the landing gave comes first), null for a valid row. Each rule's predicate is evaluated once:
+    the index of the first broken rule picks the reason and the sentence."""
+    import ibis
+
+    rows = parsed(raw)
+    first = ibis.cases(
+        (rows.landing_error.notnull(), 0),
+        *((rule.broken(rows, first_partition), i) for i, rule in enumerate(RULES, start=1)),
+        else_=ibis.null("int64"),
+    )
+    rows = rows.mutate(_rule=first)
+    return rows.mutate(
+        reason=ibis.cases((rows._rule == 0, rows.landing_error),
+                          *((rows._rule == i, rule.reason.value) for i, rule in enumerate(RULES, start=1)),
+                          else_=ibis.null("string")),
+        message=ibis.cases((rows._rule == 0, rows.landing_error_message.coalesce(rows.landing_error)),
+                           *((rows._rule == i, rule.sentence(rows, first_partition))
+                             for i, rule in enumerate(RULES, start=1)),
+                           else_=ibis.null("string")),
+    ).drop("_rule")
+
+
+def versions(candidates: ir.Table, mine: Callable[[ir.Table], ir.BooleanValue], first_partition: dt.date
+             ) -> ir.Table:
+    """The verdicts of the rows of ``candidates`` where ``mine(candidates)`` holds, with ``outcome``: accepted
+    (the newest valid version of its check-in), rejected (invalid and not older than a valid
+    version), or superseded (``SUPERSESSION_KINDS``: older than its check-in's newest valid
+    version); and ``over_valid``: a reject newer than a valid version, which stays accepted.
+
+    ``candidates`` must hold, besides the rows to judge, every other version of their check-ins
+    (the same stripped ``checkin_id``): they only decide the winner. The winner is the valid version
+    with the highest ``raw_id`` (which grows with ingestion order). Rows without a ``checkin_id``
+    are never superseded (they are rejected as incomplete)."""
+    import ibis
+
+    judged = verdicts(candidates.mutate(_mine=mine(candidates)), first_partition)
+    per_checkin = ibis.window(group_by=judged.checkin_id)
+    judged = judged.mutate(_winner=judged.reason.isnull().ifelse(judged.raw_id, ibis.null("int64"))
+                           .max().over(per_checkin))
+    own = judged.filter(judged._mine)
+    older = own.checkin_id.notnull() & own._winner.notnull() & (own._winner > own.raw_id)
+    return own.mutate(
+        outcome=ibis.cases((older & own.reason.isnull(), SUPERSEDED_VALID), (older, SUPERSEDED_INVALID),
+                           (own.reason.isnull(), ACCEPTED), else_=REJECTED),
+        over_valid=~older & own.reason.notnull() & own.checkin_id.notnull() & own._winner.notnull(),
+    ).drop("_winner", "_mine")
+
+
+CANDIDATES = "okr_candidates"  # the input of ``range_verdicts``, bound by the caller
+
+
+def range_candidates(raw: ir.Table, start: dt.date, end: dt.date) -> ir.Table:
+    """The okr_raw rows with ``start <= partition_date < end`` (``_mine``) and every other landed
+    version of their check-ins (which only decide the winners)."""
+    import ibis
+
+    mine = (raw.partition_date >= ibis.date(start)) & (raw.partition_date < ibis.date(end))
+    keys = raw.filter(mine).select(key=clean(raw.checkin_id))
+    return raw.filter(mine | clean(raw.checkin_id).isin(keys.key)).mutate(_mine=mine)
+
+
+def range_verdicts(raw_schema: ibis.Schema, first_partition: dt.date) -> ir.Table:
+    """``kept(versions(...))`` of a table ``okr_candidates`` (``range_candidates``'s rows, of
+    okr_raw's schema plus ``_mine``). It does not depend on the range, so its SQL, which takes
+    Ibis a second to compile, is compiled once per process and bound to each range's candidates."""
+    import ibis
+
+    candidates = ibis.table({**raw_schema, "_mine": "boolean"}, name=CANDIDATES)
+    return kept(versions(candidates, lambda t: t._mine, first_partition))
+
+
+def kept(judged: ir.Table) -> ir.Table:
+    """What the tables need of ``versions``: the processed columns, the reject columns (the landed
+    text only for rejected rows) and the outcome; what a scratch copy of the verdicts holds."""
+    rejected = judged.outcome == REJECTED
+    return judged.select(
+        *PROCESSED_COLUMNS, "partition_date", "reason", "message", "raw_payload", "outcome", "over_valid",
+        **{LANDED + c: rejected.ifelse(judged[LANDED + c], _null()) for c in CHECKIN_COLUMNS})
+
+
+def processed_rows(judged: ir.Table) -> ir.Table:
+    """okr_processed's columns of the accepted rows of ``versions``."""
+    accepted = judged.filter(judged.outcome == ACCEPTED)
+    return accepted.mutate(confidence=accepted.confidence.cast("int64")).select(*PROCESSED_COLUMNS)
+
+
+def reject_rows(judged: ir.Table) -> ir.Table:
+    """okr_rejects' columns of the rejected rows of ``versions``: the contract columns as landed."""
+    rejected = judged.filter(judged.outcome == REJECTED)
+    return rejected.select(*LINEAGE_COLUMNS, "reason", "message",
+                           *(rejected[LANDED + c].name(c) for c in CHECKIN_COLUMNS), "raw_payload")
+
+
+# ---------------------------------------------------------------------------------------------
+# The same on DataFrames
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ValidationResult:
     accepted: pd.DataFrame
     rejects: pd.DataFrame
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsers shared with landing (partition routing) and the Kafka path
-# ---------------------------------------------------------------------------------------------
-
-
-def clean_text(series: pd.Series) -> pd.Series:
-    """Strip surrounding whitespace; an empty field is null. Text already held as pandas
-    ``string`` keeps its storage (Arrow-backed text is stripped in C++, several times faster)."""
-    text = series if isinstance(series.dtype, pd.StringDtype) else series.astype("string")
-    stripped = text.str.strip()
-    return stripped.mask(stripped == "")
-
-
-def parse_timestamp(series: pd.Series) -> pd.Series:
-    """Parse RFC 3339 timestamps to UTC; anything without an explicit offset is NaT."""
-    text = clean_text(series)
-    has_offset = text.str.contains(_RFC3339_OFFSET, regex=True, na=False)
-    parsed = pd.to_datetime(text.where(has_offset), utc=True, format="ISO8601", errors="coerce")
-    return parsed
-
-
-def parse_date(series: pd.Series) -> pd.Series:
-    text = clean_text(series)
-    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-
-
-def parse_number(series: pd.Series) -> pd.Series:
-    """Parse with '.' as decimal point; NaN and +/-Inf count as unparseable (NaN)."""
-    numbers = pd.to_numeric(clean_text(series), errors="coerce").astype("float64")
-    return numbers.where(np.isfinite(numbers))
-
-
-def compute_progress(value: pd.Series, start: pd.Series, target: pd.Series) -> pd.Series:
-    """progress = (value - start) / (target - start), not clipped."""
-    return (value - start) / (target - start)
-
-
-def compute_score(progress: pd.Series) -> pd.Series:
-    return progress.clip(lower=0.0, upper=1.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------------
-
-
-class _Verdicts:
-    """Collects the first failing rule per row."""
-
-    def __init__(self, index: pd.Index) -> None:
-        self.reason = pd.Series(pd.NA, index=index, dtype="string")
-        self.message = pd.Series(pd.NA, index=index, dtype="string")
-
-    def open(self) -> pd.Series:
-        return self.reason.isna()
-
-    def reject(self, mask: pd.Series, reason: RejectReason,
-               message: str | Callable[[pd.Series], pd.Series]) -> None:
-        """``message``: a sentence, or a function of the rows hit (a boolean mask) returning
-        their sentences; only those rows are formatted, which matters when few rows fail."""
-        hit = mask.fillna(False).astype(bool) & self.open()
-        if not hit.any():
-            return
-        self.reason[hit] = reason.value
-        if isinstance(message, str):
-            self.message[hit] = message
-        else:
-            self.message[hit] = message(hit).astype("string")
-
-
-def _fmt(series: pd.Series) -> pd.Series:
-    return series.astype("string").fillna("<empty>")
-
-
-def validate_checkins(
-    raw: pd.DataFrame, first_partition: dt.date
-) -> ValidationResult:
-    """Validate landed rows (text columns plus lineage) against the contract.
-
-    ``raw`` needs the contract columns, the lineage columns, and optionally ``landing_error``,
-    ``landing_error_message`` and ``raw_payload`` (set by the reader for rows it could not split).
-    The reference time for "in the future" is each row's own ``ingested_at``, which keeps the
-    result deterministic when a partition is re-processed later.
-    """
-    missing = [c for c in (*CHECKIN_COLUMNS, *LINEAGE_COLUMNS) if c not in raw]
-    raw = raw.reset_index(drop=True).reindex(columns=[*raw.columns, *missing])
-    v = _Verdicts(raw.index)
-    text = {c: clean_text(raw[c]) for c in CHECKIN_COLUMNS}
-
-    if "landing_error" in raw:
-        err = raw["landing_error"].astype("string")
-        for code in err.dropna().unique():
-            v.reject(err == code, RejectReason(code), lambda m: raw["landing_error_message"][m].astype("string"))
-
-    for col in REQUIRED_COLUMNS:
-        v.reject(text[col].isna(), RejectReason.MISSING_REQUIRED,
-                 f"required field '{col}' is missing")
-
-    numbers = {c: parse_number(raw[c]) for c in (*NUMERIC_COLUMNS, "confidence")}
-    for col in (*NUMERIC_COLUMNS, "confidence"):
-        bad = text[col].notna() & numbers[col].isna()
-        v.reject(bad, RejectReason.UNPARSEABLE_NUMBER,
-                 lambda m, col=col: f"{col} '" + _fmt(text[col][m]) + "' is not a finite number")
-
-    dates = {c: parse_date(raw[c]) for c in DATE_COLUMNS}
-    checkin_at = parse_timestamp(raw["checkin_at"])
-    for col, parsed in (*dates.items(), ("checkin_at", checkin_at)):
-        bad = text[col].notna() & parsed.isna()
-        expected = "an RFC 3339 timestamp with offset" if col == "checkin_at" else "a YYYY-MM-DD date"
-        v.reject(bad, RejectReason.UNPARSEABLE_DATE,
-                 lambda m, col=col, expected=expected: f"{col} '" + _fmt(text[col][m]) + f"' is not {expected}")
-
-    enums: dict[str, pd.Series] = {}
-    for col, allowed in ENUMS.items():
-        squashed = text[col].str.lower().str.replace(r"[\s_\-]+", "", regex=True)
-        enums[col] = squashed.map(enum_lookup(col)).astype("string")
-        bad = text[col].notna() & enums[col].isna()
-        v.reject(bad, RejectReason.UNKNOWN_ENUM,
-                 lambda m, col=col, allowed=allowed: f"{col} '" + _fmt(text[col][m])
-                 + f"' is not one of {', '.join(allowed)}")
-
-    start, target = numbers["start_value"], numbers["target_value"]
-    cycle_start, cycle_end = dates["cycle_start"], dates["cycle_end"]
-    v.reject(cycle_end < cycle_start, RejectReason.INVALID_CYCLE,
-             lambda m: "cycle_end " + _fmt(text["cycle_end"][m]) + " is before cycle_start "
-             + _fmt(text["cycle_start"][m]))
-    v.reject(start == target, RejectReason.START_EQUALS_TARGET,
-             lambda m: "start_value equals target_value (" + _fmt(text["start_value"][m]) + ")")
-    direction = enums["direction"]
-    contradicts = ((direction == "increase") & (target < start)) | (
-        (direction == "decrease") & (target > start))
-    v.reject(contradicts, RejectReason.DIRECTION_CONTRADICTION,
-             lambda m: "direction '" + _fmt(direction[m]) + "' contradicts start_value "
-             + _fmt(text["start_value"][m]) + " and target_value " + _fmt(text["target_value"][m]))
-
-    confidence = numbers["confidence"]
-    bad_conf = confidence.notna() & (
-        (confidence < CONFIDENCE_MIN) | (confidence > CONFIDENCE_MAX) | (confidence % 1 != 0))
-    v.reject(bad_conf, RejectReason.CONFIDENCE_OUT_OF_RANGE,
-             lambda m: "confidence " + _fmt(text["confidence"][m]) + " is not an integer between 0 and 10")
-    weight = numbers["weight"]
-    v.reject((weight <= 0) | (weight > 1), RejectReason.WEIGHT_OUT_OF_RANGE,
-             lambda m: "weight " + _fmt(text["weight"][m]) + " is outside (0, 1]")
-
-    ingested_at = pd.to_datetime(raw["ingested_at"], utc=True)
-    future = checkin_at > ingested_at + pd.Timedelta(seconds=FUTURE_TOLERANCE_SECONDS)
-    v.reject(future, RejectReason.CHECKIN_IN_FUTURE,
-             lambda m: "checkin_at " + _fmt(text["checkin_at"][m]) + " is more than 5 minutes after ingestion at "
-             + ingested_at[m].dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string"))
-    checkin_day = checkin_at.dt.tz_convert(None).dt.normalize()
-    v.reject(checkin_day < pd.Timestamp(first_partition), RejectReason.BEFORE_FIRST_PARTITION,
-             lambda m: "checkin_at " + _fmt(text["checkin_at"][m])
-             + f" is before the first partition {first_partition}")
-    grace = pd.Timedelta(days=CYCLE_GRACE_DAYS)
-    outside = (checkin_day < cycle_start - grace) | (checkin_day > cycle_end + grace)
-    v.reject(outside, RejectReason.OUTSIDE_CYCLE,
-             lambda m: "checkin_at " + _fmt(text["checkin_at"][m]) + " is more than 14 days outside cycle "
-             + _fmt(text["cycle_start"][m]) + ".." + _fmt(text["cycle_end"][m]))
-
-    value = numbers["value"]
-    progress = compute_progress(value, start, target)
-    v.reject(progress.abs() > MAX_ABS_PROGRESS, RejectReason.PROGRESS_OUT_OF_RANGE,
-             lambda m: "progress " + progress[m].round(2).astype("string").fillna("?")
-             + " is beyond +/-5 (value " + _fmt(text["value"][m]) + "), likely a unit error")
-
-    ok = v.open()
-    accepted = pd.DataFrame(
-        {
-            **{c: text[c][ok] for c in ("checkin_id", "org_id", "team_id", "cycle_id",
-                                        "objective_id", "objective_title", "key_result_id",
-                                        "kr_title", "owner_id", "unit", "comment")},
-            "cycle_start": cycle_start[ok],
-            "cycle_end": cycle_end[ok],
-            **{c: enums[c][ok] for c in ENUMS},
-            "start_value": start[ok],
-            "target_value": target[ok],
-            "weight": weight[ok],
-            "checkin_at": checkin_at[ok],
-            "checkin_date": checkin_day[ok],
-            "value": value[ok],
-            "confidence": confidence[ok].astype("Int64"),
-            "progress": progress[ok],
-            "score": compute_score(progress[ok]),
-            "raw_id": raw["raw_id"][ok].astype("int64"),
-            "source": raw["source"][ok].astype("string"),
-            "source_ref": raw["source_ref"][ok].astype("string"),
-            "ingested_at": ingested_at[ok],
-        }
-    )[list(PROCESSED_COLUMNS)].reset_index(drop=True)
-
-    bad = ~ok
-    rejects = raw.loc[bad, [c for c in LINEAGE_COLUMNS if c in raw]].copy()
-    rejects["reason"] = v.reason[bad]
-    rejects["message"] = v.message[bad]
-    for col in CHECKIN_COLUMNS:
-        rejects[col] = raw.loc[bad, col].astype("string")
-    rejects["raw_payload"] = (raw.loc[bad, "raw_payload"].astype("string")
-                              if "raw_payload" in raw else pd.NA)
-    rejects = rejects.reindex(columns=list(REJECT_COLUMNS)).reset_index(drop=True)
-    return ValidationResult(accepted=_python_text(accepted), rejects=_python_text(rejects))
-
-
-def _python_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as the default ``string`` dtype the Pandera models declare, whatever the
-    storage of the input was."""
-    for col in frame.columns:
-        if isinstance(frame[col].dtype, pd.StringDtype) and frame[col].dtype.storage != "python":
-            frame[col] = frame[col].astype(pd.StringDtype("python"))
-    return frame
-
-
-# ---------------------------------------------------------------------------------------------
-# Versions of a check-in
-# ---------------------------------------------------------------------------------------------
-
-# The kinds of deduplicated row: an older version, valid or not, of a check-in that has a newer
-# valid version. An invalid newer version never supersedes anything: it is rejected.
-SUPERSEDED_VALID = "valid version superseded by a newer valid one"
-SUPERSEDED_INVALID = "invalid version superseded by a newer valid one"
-SUPERSESSION_KINDS: tuple[str, ...] = (SUPERSEDED_VALID, SUPERSEDED_INVALID)
 
 
 @dataclass(frozen=True)
@@ -294,44 +329,83 @@ class VersionedResult:
         return {kind: int(counts.get(kind, 0)) for kind in SUPERSESSION_KINDS}
 
 
-def newest_valid_versions(*accepted: pd.DataFrame) -> pd.Series:
-    """The winning ``raw_id`` per ``checkin_id`` (stripped, as ``validate_checkins`` accepts it):
-    the highest among the accepted versions given; ``raw_id`` grows with ingestion order."""
-    frames = [a[["checkin_id", "raw_id"]] for a in accepted if len(a)]
-    if not frames:
-        return pd.Series(dtype="int64")
-    versions = pd.concat(frames, ignore_index=True)
-    return versions.groupby("checkin_id")["raw_id"].max()
+_OPTIONAL_LANDED = ("landing_error", "landing_error_message", "raw_payload")
 
 
-def validate_versions(
-    raw: pd.DataFrame, first_partition: dt.date, other_versions: pd.DataFrame | None = None
-) -> VersionedResult:
-    """Validate landed rows and keep the newest *valid* version of each check-in.
+def _as_raw(frame: pd.DataFrame, mine: bool) -> pd.DataFrame:
+    """A DataFrame of landed rows in okr_raw's shape (contract and landing columns as text)."""
+    import pandas as pd
 
-    Every version is validated on its own (``validate_checkins``). Per stripped ``checkin_id``
-    the winner is the valid version with the highest ``raw_id``, among ``raw`` and
-    ``other_versions`` (the same check-ins' versions landed elsewhere, e.g. in other partitions:
-    they only decide the winner, none of them is returned). Versions older than the winner,
-    valid or not, are superseded; invalid versions newer than it, or of a check-in without a valid
-    version, are rejected, so a broken re-export never takes a good check-in out. Rows without a
-    ``checkin_id`` are never superseded (they are rejected as incomplete). ``raw_id`` must be
-    unique across both frames, as it is in okr_raw.
-    """
-    own = validate_checkins(raw, first_partition)
-    valid = [own.accepted]
+    out = pd.DataFrame(index=frame.index)
+    for column in (*CHECKIN_COLUMNS, *_OPTIONAL_LANDED, "source", "source_ref"):
+        values = frame[column] if column in frame else pd.Series(pd.NA, index=frame.index)
+        out[column] = values.astype("string[pyarrow]")  # text even when all null, as in okr_raw
+    out["raw_id"] = frame["raw_id"].astype("int64")
+    out["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)
+    out["partition_date"] = pd.to_datetime(frame["partition_date"]) if "partition_date" in frame else pd.NaT
+    out["_mine_row"] = mine
+    return out.reset_index(drop=True)
+
+
+def validate_versions(raw: pd.DataFrame, first_partition: dt.date,
+                      other_versions: pd.DataFrame | None = None) -> VersionedResult:
+    """``versions`` over the landed rows ``raw``, with ``other_versions`` (the same check-ins'
+    versions landed elsewhere, e.g. in other partitions) deciding the winners only. ``raw_id``
+    must be unique across both frames, as it is in okr_raw."""
+    import pandas as pd
+
+    frames = [_as_raw(raw, True)]
     if other_versions is not None and len(other_versions):
-        valid.append(validate_checkins(other_versions, first_partition).accepted)
-    winner = newest_valid_versions(*valid)
-    raw_ids = raw["raw_id"].astype("int64").to_numpy()
-    newest = clean_text(raw["checkin_id"]).map(winner).astype("float64").to_numpy()
-    older = newest > raw_ids  # False where the check-in has no valid version (NaN)
-    superseded = raw[older].reset_index(drop=True)
-    was_valid = np.isin(superseded["raw_id"].astype("int64").to_numpy(), own.accepted["raw_id"].to_numpy())
-    superseded["supersession"] = np.where(was_valid, SUPERSEDED_VALID, SUPERSEDED_INVALID)
-    gone = raw_ids[older]
-    accepted = own.accepted[~own.accepted["raw_id"].isin(gone)].reset_index(drop=True)
-    rejects = own.rejects[~own.rejects["raw_id"].isin(gone)].reset_index(drop=True)
-    over_valid = clean_text(rejects["checkin_id"]).map(winner).notna()
+        frames.append(_as_raw(other_versions, False))
+    landed = pd.concat(frames, ignore_index=True)
+    accepted, rejects, fates = _judged_frames(
+        lambda landed: versions(landed, lambda t: t._mine_row, first_partition), landed,
+        ("versions", first_partition))
+    superseded_ids = fates[fates["outcome"].isin(SUPERSESSION_KINDS)].set_index("raw_id")["outcome"]
+    mine = raw.reset_index(drop=True)
+    superseded = mine[mine["raw_id"].astype("int64").isin(superseded_ids.index)].reset_index(drop=True)
+    superseded["supersession"] = superseded["raw_id"].astype("int64").map(superseded_ids).to_numpy()
     return VersionedResult(accepted=accepted, rejects=rejects, superseded=superseded,
-                           rejected_over_valid=int(over_valid.sum()))
+                           rejected_over_valid=int(fates["over_valid"].sum()))
+
+
+def validate_checkins(raw: pd.DataFrame, first_partition: dt.date) -> ValidationResult:
+    """Every landed row judged on its own (no deduplication): the accepted rows in okr_processed's
+    columns and the rejects in okr_rejects'. The reference time for "in the future" is each row's
+    own ``ingested_at``, which keeps the result deterministic when a partition is re-processed."""
+
+    def judge(landed: ir.Table) -> ir.Table:
+        judged = verdicts(landed, first_partition)
+        return judged.mutate(outcome=judged.reason.isnull().ifelse(ACCEPTED, REJECTED), over_valid=False)
+
+    accepted, rejects, _ = _judged_frames(judge, _as_raw(raw, True), ("checkins", first_partition))
+    return ValidationResult(accepted=accepted, rejects=rejects)
+
+
+def _judged_frames(judge: Callable[[ir.Table], ir.Table], landed: pd.DataFrame, cache_key: Hashable
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(accepted, rejects, outcome per raw_id) of ``judge`` over a DataFrame of landed rows, from
+    one query: the rows' processed and rejected shapes side by side."""
+    from okr_assets.lib.engine import on_frames
+
+    def both(landed: ir.Table) -> ir.Table:
+        rows = kept(judge(landed))
+        return rows.mutate(confidence=rows.confidence.cast("int64"))
+
+    rows = on_frames(both, ["raw_id"], dates=("partition_date",), cache_key=cache_key, landed=landed)
+    accepted = rows[rows["outcome"] == ACCEPTED][list(PROCESSED_COLUMNS)].reset_index(drop=True)
+    accepted["confidence"] = accepted["confidence"].astype("Int64")
+    rejected = rows[rows["outcome"] == REJECTED].drop(columns=list(CHECKIN_COLUMNS))
+    rejects = rejected.rename(columns={LANDED + c: c for c in CHECKIN_COLUMNS})[list(REJECT_COLUMNS)]
+    return _model_dtypes(accepted), _model_dtypes(rejects.reset_index(drop=True)), rows[
+        ["raw_id", "outcome", "over_valid"]]
+
+
+def _model_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text as the default ``string`` dtype, as the Pandera models declare."""
+    import pandas as pd
+
+    for column in frame.columns:
+        if frame[column].dtype == object or isinstance(frame[column].dtype, pd.StringDtype):
+            frame[column] = frame[column].astype(pd.StringDtype("python"))
+    return frame

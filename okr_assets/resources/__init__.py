@@ -13,7 +13,7 @@ from okr_assets.resources.alerts import AlertsResource
 from okr_assets.resources.kafka import KafkaResource
 from okr_assets.resources.landing import LandingFolderResource
 from okr_assets.resources.mlflow import okr_mlflow
-from okr_assets.resources.warehouse import WarehouseResource
+from okr_assets.resources.warehouse import DEFAULT_DUCKDB_MEMORY_LIMIT, WarehouseResource
 
 
 def _env(name: str, default: object = None) -> object:
@@ -37,7 +37,9 @@ def build_resources() -> dict[str, object]:
         "publish_updates": os.environ.get("OKR_PUBLISH_UPDATES", "true").lower() not in {"0", "false", "no"},
     }
     return {
-        "warehouse": WarehouseResource(url=_env("OKR_WAREHOUSE_URL", settings.default_warehouse_url())),
+        "warehouse": WarehouseResource(url=_env("OKR_WAREHOUSE_URL", settings.default_warehouse_url()),
+                                       duckdb_memory_limit=os.environ.get("OKR_DUCKDB_MEMORY_LIMIT")
+                                       or DEFAULT_DUCKDB_MEMORY_LIMIT),
         "landing": LandingFolderResource(
             landing_dir=str(settings.landing_dir()), quarantine_dir=str(settings.quarantine_dir())
         ),

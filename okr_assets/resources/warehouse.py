@@ -21,7 +21,8 @@ resource is built whenever the code location loads, which must stay light (READM
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, Post
 if TYPE_CHECKING:
     import ibis
     import pandas as pd
+
+
+# DuckDB's own default is 80% of the machine's memory, and it keeps what it took: a step's process
+# grew with the data. Bounded, DuckDB spills joins, sorts, windows and aggregates to disk.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 
 
 class WarehouseUnavailableError(ConnectionError):
@@ -169,6 +175,10 @@ class WarehouseResource(ConfigurableResource):
                                  "Set via OKR_WAREHOUSE_URL.")
     lock_timeout_seconds: float = Field(
         default=300.0, description="How long to wait for another run's write lock on the embedded DB.")
+    duckdb_memory_limit: str = Field(
+        default=DEFAULT_DUCKDB_MEMORY_LIMIT,
+        description="Memory the embedded DuckDB may use for a statement before it spills to disk (beside the "
+                    "database file, <file>.tmp), e.g. 512MB or 2GB. Set via OKR_DUCKDB_MEMORY_LIMIT.")
 
     # -- connections -------------------------------------------------------------------------
 
@@ -186,7 +196,7 @@ class WarehouseResource(ConfigurableResource):
                              "okr_assets.resources.open_resources())")
         scheme = self.url.split("://", 1)[0].lower()
         if scheme == "duckdb":
-            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), wait_seconds)
+            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), wait_seconds, self.duckdb_memory_limit)
         if scheme in {"postgresql", "postgres", "postgresql+psycopg2"}:
             return PostgresBackend(self.url, connect_timeout_seconds=max(1, min(10, round(wait_seconds))))
         raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: "
@@ -550,10 +560,18 @@ class WarehouseResource(ConfigurableResource):
         schema = {column: _IBIS_TYPES[sql] for column, sql in _sql_columns(name)}
         return ibis.table(schema, name=t.name, database=t.schema)
 
-    def compile(self, expr: ibis.Expr) -> str:
-        import ibis
-
-        return ibis.to_sql(expr, dialect=self.backend.ibis_dialect)
+    def compile(self, expr: ibis.Expr, inputs: Mapping[str, ibis.Table] | None = None) -> str:
+        """The expression as SQL in the engine's dialect, with the engine's own adjustments
+        (``Backend.adjust``: the one place for engine-specific SQL). ``inputs``: expressions bound
+        to the unbound tables of those names in ``expr`` (as common table expressions), so a
+        large expression that does not change between runs is compiled once per process."""
+        backend = self.backend
+        sql = _compiled(backend, expr.op())
+        if not inputs:
+            return sql
+        bound = ", ".join(f"{quote(name)} AS ({_compiled(backend, table.op())})" for name, table in inputs.items())
+        # Ibis starts a query with WITH when it has common table expressions of its own.
+        return f"WITH {bound}, {sql[5:]}" if sql.startswith("WITH ") else f"WITH {bound} {sql}"
 
     def fetch(self, expr: ibis.Expr) -> pd.DataFrame:
         """The rows of a (small) expression's result: aggregates, metadata previews."""
@@ -571,19 +589,30 @@ class WarehouseResource(ConfigurableResource):
         with self.transaction() as con:
             backend.execute(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
 
-    def load_staged(self, tables: Sequence[str], chunks: Iterable[Sequence[pd.DataFrame]]) -> int:
-        """Append each chunk's frames (one per table) to the staging twins, in one transaction;
-        returns the rows written."""
+    @contextmanager
+    def scratch(self, name: str, of: str, expr: ibis.Table, inputs: Mapping[str, ibis.Table] | None = None
+                ) -> Iterator[ibis.Table]:
+        """The rows of ``expr`` computed once, into a table ``<name>_scratch`` beside table
+        ``of``, for several statements to read (e.g. the verdicts on a range, which the staged
+        rows and the counts both come from): the engine evaluates, and Ibis compiles, the
+        expression once instead of once per statement. Dropped when the block ends; a run that
+        died inside leaves it for the next one to replace. The caller holds the lock of ``of``.
+        ``inputs``: as for ``compile``."""
+        import ibis
+
+        if not name.isidentifier():
+            raise ValueError(f"scratch table name {name!r} is not an identifier")
+        t = Table(f"{name}_scratch", _table(of).schema)
+        select = self.compile(expr, inputs)
         backend = self.backend
-        resolved = [(_staged_table(name), self.columns(name)) for name in tables]
-        written = 0
         with self.transaction() as con:
-            for frames in chunks:
-                for (t, columns), frame in zip(resolved, frames, strict=True):
-                    if len(frame):
-                        backend.load(con, t.qualified, columns, frame)
-                        written += len(frame)
-        return written
+            backend.execute(con, f"DROP TABLE IF EXISTS {t.qualified}")
+            backend.execute(con, f"CREATE TABLE {t.qualified} AS {select}")
+        try:
+            yield ibis.table(expr.schema(), name=t.name, database=t.schema)
+        finally:
+            with suppress(Exception):  # a lost connection: the next run replaces it
+                self.execute(f"DROP TABLE IF EXISTS {t.qualified}")
 
     def publish_staged(self, start: dt.date, end: dt.date, targets: Sequence[tuple[str, str]]) -> None:
         """For each (table, column): replace the table's rows with ``start <= column < end`` by
@@ -599,6 +628,20 @@ class WarehouseResource(ConfigurableResource):
                 backend.execute(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM "
                                      f"{t.staged.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
                 backend.execute(con, f"DELETE FROM {t.staged.qualified}")
+
+
+def _compiled(backend: Backend, node: Any) -> str:
+    """SQL of an Ibis expression (by its node: nodes compare by structure, expressions do not)
+    for ``backend``'s engine."""
+    return _compiled_for(backend.ibis_dialect, type(backend).adjust, node)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_for(dialect: str, adjust: Callable[[str], str], node: Any) -> str:
+    # Cached: compiling the validation takes Ibis about a second.
+    import ibis
+
+    return adjust(ibis.to_sql(node.to_expr(), dialect=dialect))
 
 
 def _staged_table(name: str) -> Table:

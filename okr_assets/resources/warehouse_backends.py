@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ class Backend(Protocol):
 
     def connect(self) -> contextlib.AbstractContextManager[Any]: ...
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None: ...
+    @staticmethod
+    def adjust(sql: str) -> str: ...
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame: ...
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None: ...
     def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None: ...
@@ -84,9 +87,12 @@ class DuckDBBackend:
     name = "duckdb"
     ibis_dialect = "duckdb"
 
-    def __init__(self, path: Path, lock_timeout_seconds: float) -> None:
+    def __init__(self, path: Path, lock_timeout_seconds: float, memory_limit: str = "") -> None:
+        if memory_limit and not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", memory_limit, re.I):
+            raise ValueError(f"DuckDB memory limit {memory_limit!r} is not a size such as 512MB or 2GB")
         self.path = path
         self.lock_timeout_seconds = lock_timeout_seconds
+        self.memory_limit = memory_limit
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
@@ -106,12 +112,19 @@ class DuckDBBackend:
                 delay = min(delay * 2, 1.0)
         try:
             con.execute("SET TimeZone = 'UTC'")
+            if self.memory_limit:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
             yield con
         finally:
             con.close()
 
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
         con.execute(sql, list(params))
+
+    @staticmethod
+    def adjust(sql: str) -> str:
+        """Compiled transforms run as Ibis writes them."""
+        return sql
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
         # A relation straight to Arrow (about twice as fast as .df() on text columns); through
@@ -301,6 +314,24 @@ class PostgresBackend:
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None:
         with con.cursor() as cur:
             cur.execute(to_pyformat(sql), tuple(params))
+
+    @staticmethod
+    def adjust(sql: str) -> str:
+        """Every derived table of a compiled transform gets ``OFFSET 0``, PostgreSQL's optimisation
+        fence. Without it the planner pulls nested subqueries up into one level and writes each
+        column's expression out wherever a later level uses it: the validation's staged typing
+        (each stage reads the last one's columns several times) grew into a plan of over 10 GB.
+        Fenced, each level computes its columns once per row; the filters that matter are on the
+        base tables, below every fence."""
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(sql, dialect="postgres")
+        for sub in tree.find_all(exp.Subquery):
+            inner = sub.this
+            if isinstance(inner, exp.Select) and not inner.args.get("limit") and not inner.args.get("offset"):
+                inner.offset(0, copy=False)
+        return tree.sql(dialect="postgres")
 
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame:
         # text_storage is a hint for DuckDB's Arrow results; rows from psycopg2 are Python objects.

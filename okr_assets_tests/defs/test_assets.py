@@ -4,6 +4,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -13,6 +14,9 @@ from okr_assets.definitions import defs
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.summary import table_summary
 from okr_assets_tests.conftest import checkin, write_csv
+
+if TYPE_CHECKING:
+    import ibis
 
 ASSETS = [*defs.assets, *defs.asset_checks]
 JULY = {"dagster/asset_partition_range_start": "2025-07-01",
@@ -207,25 +211,20 @@ def test_rematerializing_a_partition_replaces_exactly_that_partition(okr_home: P
 
 
 @contextmanager
-def a_transform_bug(change: Callable[[pd.DataFrame], None]) -> Iterator[None]:
-    """okr_processed's transform gets a bug: ``change`` edits the accepted rows of every month
-    after validation, so they break the table's contract where only the blocking check sees it."""
+def a_transform_bug(change: Callable[["ibis.Table"], "ibis.Table"]) -> Iterator[None]:
+    """okr_processed's transform gets a bug: ``change`` edits the expression of the accepted rows,
+    so they break the table's contract where only the blocking check sees it."""
     import okr_assets.lib.validation as validation
 
-    real = validation.validate_versions
-
-    def buggy(*args: object, **kwargs: object):
-        result = real(*args, **kwargs)
-        change(result.accepted)
-        return result
+    real = validation.processed_rows
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(validation, "validate_versions", buggy)
+        patch.setattr(validation, "processed_rows", lambda judged: change(real(judged)))
         yield
 
 
-def _score_of_c1_off(accepted: pd.DataFrame) -> None:
-    accepted.loc[accepted["checkin_id"] == "c1", "score"] = 0.99
+def _score_of_c1_off(accepted: "ibis.Table") -> "ibis.Table":
+    return accepted.mutate(score=(accepted.checkin_id == "c1").ifelse(0.99, accepted.score))
 
 
 def fail_the_processed_check(okr_home: Path, resources: dict, instance: DagsterInstance):
@@ -241,6 +240,36 @@ def fail_the_processed_check(okr_home: Path, resources: dict, instance: DagsterI
         result = process(instance, resources)
     assert not result.success
     return result
+
+
+def test_the_blocking_check_holds_published_rows_to_the_contracts_rules(
+        okr_home: Path, resources: dict, instance) -> None:
+    """A transform bug that lets a row through which routing rejects (weight 1.5, a check-in before
+    its cycle's grace) fails okr_processed_schema with the contract's rules, counted in the
+    engine; nothing is published."""
+    warehouse = resources["warehouse"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
+    land(instance, resources)
+
+    def broken_rows(accepted: "ibis.Table") -> "ibis.Table":
+        c1, c2 = accepted.checkin_id == "c1", accepted.checkin_id == "c2"
+        return accepted.mutate(weight=c1.ifelse(1.5, accepted.weight),
+                               cycle_start=c2.ifelse(ibis.date(2025, 8, 1), accepted.cycle_start),
+                               cycle_end=c2.ifelse(ibis.date(2025, 9, 30), accepted.cycle_end))
+
+    import ibis
+
+    with a_transform_bug(broken_rows):
+        result = process(instance, resources)
+    assert not result.success
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
+    assert not evaluation.passed
+    by_rule = evaluation.metadata["failures_by_rule"].value
+    assert "weight_out_of_range" in by_rule and "outside_cycle" in by_rule and "invalid_cycle" not in by_rule
+    cases = evaluation.metadata["failure_cases"].value
+    assert "c1" in cases and "c2" in cases and "c0" not in cases
+    assert evaluation.metadata["rows_checked"].value == 3
+    assert warehouse.count("okr_processed") == 0
 
 
 def test_rows_failing_a_blocking_check_are_never_published(okr_home: Path, resources: dict, instance) -> None:
@@ -295,8 +324,8 @@ def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resourc
     assert passed.passed and passed.metadata["rows_checked"].value == 9
 
     # Each quarter is valid on its own; only the range as a whole has c0 twice (June and July).
-    def c1_renamed_c0(accepted: pd.DataFrame) -> None:
-        accepted.loc[accepted["checkin_id"] == "c1", "checkin_id"] = "c0"
+    def c1_renamed_c0(accepted: "ibis.Table") -> "ibis.Table":
+        return accepted.mutate(checkin_id=(accepted.checkin_id == "c1").ifelse("c0", accepted.checkin_id))
 
     with a_transform_bug(c1_renamed_c0):
         rerun = process(instance, resources, quarter)
@@ -308,13 +337,10 @@ def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resourc
     assert warehouse.query("SELECT count(*) FROM okr_processed.okr_processed WHERE checkin_id = 'c0'").iloc[0, 0] == 1
 
 
-def test_a_failure_in_a_background_stage_fails_the_run_and_keeps_the_old_rows(
+def test_a_failure_after_staging_fails_the_run_and_keeps_the_old_rows(
         okr_home: Path, resources: dict, instance, monkeypatch) -> None:
-    """Validation runs a month ahead in a background thread (okr_assets.lib.pipelining): an error
-    there must reach the run as the step's error, roll back the quarter being written, and leave
-    no stage thread behind."""
-    import threading
-
+    """The accepted rows of a quarter are staged, then building the rejects fails: the run fails
+    with that error and okr_processed keeps its previous rows (nothing staged is published)."""
     import okr_assets.lib.validation as validation
 
     days = ["2025-07-10", "2025-08-10", "2025-09-10"]
@@ -326,22 +352,17 @@ def test_a_failure_in_a_background_stage_fails_the_run_and_keeps_the_old_rows(
     warehouse = resources["warehouse"]
     before = warehouse.query("SELECT checkin_id, score FROM okr_processed.okr_processed ORDER BY 1")
     assert len(before) == 9
+    write_csv(okr_home / "landing" / "b.csv", [checkin(1, "2025-08-10", value=60)])
+    land(instance, resources, ["b.csv"])
 
-    calls = []
-    real = validation.validate_checkins
+    def blow_up(judged):
+        raise RuntimeError("building the rejects blew up")
 
-    def fail_in_august(frame: pd.DataFrame, first_partition):
-        calls.append(len(frame))
-        if len(calls) == 2:
-            raise RuntimeError("validation blew up in August")
-        return real(frame, first_partition)
-
-    monkeypatch.setattr(validation, "validate_checkins", fail_in_august)
+    monkeypatch.setattr(validation, "reject_rows", blow_up)
     result = process(instance, resources, quarter)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "validation blew up in August" in str(failure.event_specific_data.error)
-    assert len(calls) == 2  # September was never validated: the stages stopped with the error
+    assert "building the rejects blew up" in str(failure.event_specific_data.error)
+    assert warehouse.count("okr_processed", staged=True) > 0  # the accepted rows were staged ...
     after = warehouse.query("SELECT checkin_id, score FROM okr_processed.okr_processed ORDER BY 1")
-    pd.testing.assert_frame_equal(after, before)  # July's rows were not replaced on their own
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("okr-processed-")]
+    pd.testing.assert_frame_equal(after, before)  # ... and not published

@@ -95,19 +95,21 @@ def test_postgres_restart_during_a_run(okr_home: Path, kafka: KafkaResource, ins
     before = warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id")
     assert len(before) == 6
 
-    # New check-ins (and a newer version of c1) land; then, while the run rewrites the partition
-    # range (old rows deleted, new rows loaded, not yet committed), the server restarts.
+    # New check-ins (and a newer version of c1) land; then, while the run stages the range (the
+    # engine's INSERT of the accepted rows done, not yet committed), the server restarts.
     write_csv(okr_home / "landing" / "b.csv", [checkin(i, "2025-07-10") for i in range(6, 9)]
               + [checkin(1, "2025-07-10", value=60)])
     land(instance, resources, ["b.csv"])
-    real_load = backends.PostgresBackend.load
+    real_execute = backends.PostgresBackend.execute
+    restarted = []
 
-    def load_then_restart(self: backends.PostgresBackend, con: object, qualified: str, columns: list[str],
-                          frame: pd.DataFrame) -> None:
-        real_load(self, con, qualified, columns, frame)
-        own_postgres.restart()
+    def execute_then_restart(self: backends.PostgresBackend, con: object, sql: str, params=()) -> None:
+        real_execute(self, con, sql, params)
+        if not restarted and sql.startswith("INSERT INTO") and "okr_processed_staged" in sql:
+            restarted.append(sql)
+            own_postgres.restart()
 
-    monkeypatch.setattr(backends.PostgresBackend, "load", load_then_restart)
+    monkeypatch.setattr(backends.PostgresBackend, "execute", execute_then_restart)
     failed = process(instance, resources)
     assert not failed.success
     [failure] = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -117,7 +119,8 @@ def test_postgres_restart_during_a_run(okr_home: Path, kafka: KafkaResource, ins
     after_failure = warehouse.query("SELECT * FROM okr_processed.okr_processed ORDER BY checkin_id")
     assert after_failure.equals(before)  # no half-written partition
 
-    monkeypatch.setattr(backends.PostgresBackend, "load", real_load)
+    assert restarted
+    monkeypatch.setattr(backends.PostgresBackend, "execute", real_execute)
     assert process(instance, resources).success  # the retry
     after = warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed ORDER BY checkin_id")
     assert after["checkin_id"].is_unique and len(after) == 9
@@ -136,16 +139,16 @@ _CONCURRENT_REFRESH = textwrap.dedent("""
     from okr_assets_tests.defs.test_assets import ASSETS
 
     url, home, me, twin, tags = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
-    real = WarehouseResource.load_staged
+    real = WarehouseResource.insert_staged
 
-    def load_when_both_are_here(self, tables, chunks):
+    def load_when_both_are_here(self, name, expr):
         (home / f"arrived-{me}").write_text("here")
         deadline = time.monotonic() + 6
         while not (home / f"arrived-{twin}").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        return real(self, tables, chunks)
+        return real(self, name, expr)
 
-    WarehouseResource.load_staged = load_when_both_are_here
+    WarehouseResource.insert_staged = load_when_both_are_here
     resources = {"warehouse": WarehouseResource(url=url),
                  "kafka": KafkaResource(bootstrap_servers="127.0.0.1:1", publish_updates=False),
                  "landing": LandingFolderResource(landing_dir=str(home / "landing"), quarantine_dir=str(home / "q")),

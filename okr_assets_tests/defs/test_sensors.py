@@ -154,15 +154,15 @@ def test_refresh_sensor_requests_again_what_a_failed_run_left(okr_home: Path, re
     land(instance, resources)
     first = _tick(okr_refresh_sensor, instance, None)
     [request] = first.run_requests
-    real = validation.validate_versions
+    real = validation.range_verdicts
 
     def broken(*args, **kwargs):
         raise RuntimeError("the warehouse went away mid-refresh")
 
-    monkeypatch.setattr(validation, "validate_versions", broken)
+    monkeypatch.setattr(validation, "range_verdicts", broken)
     assert not materialize(ASSETS, selection=list(request.asset_selection), instance=instance,
                            resources=resources, tags=request.tags, raise_on_error=False).success
-    monkeypatch.setattr(validation, "validate_versions", real)
+    monkeypatch.setattr(validation, "range_verdicts", real)
     second = _tick(okr_refresh_sensor, instance, first.cursor)
     [retry] = second.run_requests
     assert (retry.tags["dagster/asset_partition_range_start"], retry.tags["dagster/asset_partition_range_end"]) == \

@@ -240,3 +240,17 @@ def test_versions_counts_add_up() -> None:
     assert result.deduplicated_by_kind() == {SUPERSEDED_VALID: 2, SUPERSEDED_INVALID: 2}
     assert result.accepted["raw_id"].tolist() == [12, 16]  # x and y; z's valid version is elsewhere
     assert result.rejected_over_valid == 2  # x's NaN and z's weight 0; not the row without an id
+
+
+def test_the_readme_lists_the_reject_reasons_of_the_rules_table() -> None:
+    """The README's reason table is generated from okr_assets.lib.rules; every reason code the
+    contract knows is in it exactly once."""
+    from pathlib import Path
+
+    from okr_assets.lib.contract import REJECT_REASON_CODES
+    from okr_assets.lib.rules import readme_with_reason_table, reason_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_with_reason_table(readme) == readme, "run: python -m okr_assets.lib.rules --write"
+    listed = [line.split("`")[1] for line in reason_table().splitlines()[2:]]
+    assert sorted(listed) == sorted(REJECT_REASON_CODES)

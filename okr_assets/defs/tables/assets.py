@@ -1,9 +1,9 @@
 """okr_processed, okr_rejects and okr_curated: typed, validated, deduplicated and curated tables.
 
-Thin Dagster shells: the work is done by the pure code in ``okr_assets.lib``. okr_processed and
-okr_rejects read their partition range from the warehouse into pandas and validate it there;
-okr_curated is an Ibis expression the warehouse runs in its engine. Each writes the range to
-staging, checks it, publishes it in one transaction and reports counts as metadata. pandas, Ibis
+Thin Dagster shells: the work is done by Ibis expressions in ``okr_assets.lib`` (validation and
+deduplication, curation) that the warehouse runs in its engine, where okr_raw and okr_processed
+are. Each writes the range to staging, checks it, publishes it in one transaction and reports
+counts, computed by the engine, as metadata. pandas, Ibis
 and that code are imported inside the functions that run: loading the code location (every run
 process does) must not import them.
 """
@@ -13,8 +13,6 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -35,7 +33,6 @@ from okr_assets import settings
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema, counts_table
 from okr_assets.defs.partitions import FIRST_PARTITION, daily_partitions, quarterly_partitions
 from okr_assets.defs.tables.checks import OKR_CURATED_SCHEMA, OKR_PROCESSED_SCHEMA, OKR_REJECTS_SCHEMA, audit_range
-from okr_assets.lib.memory import free_cycles, older_objects_frozen
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources.kafka import BrokerUnavailableError
 
@@ -69,7 +66,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
     specs=[
         AssetSpec(
             OKR_PROCESSED, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
-            kinds={WAREHOUSE_KIND, "pandas", "pandera"}, code_version="2", tags={"layer": "processed"},
+            kinds={WAREHOUSE_KIND, "ibis", "pandera"}, code_version="3", tags={"layer": "processed"},
             description="Typed, validated, deduplicated check-ins with derived progress and score: "
                         "the newest valid version of each check-in (an invalid newer version is "
                         "rejected and leaves it in place); one daily partition per check-in date (UTC).",
@@ -78,7 +75,7 @@ def _range_label(start: dt.date, end: dt.date) -> str:
         ),
         AssetSpec(
             OKR_REJECTS, deps=[OKR_RAW], group_name="tables", owners=OWNERS,
-            kinds={WAREHOUSE_KIND, "pandas"}, code_version="2", tags={"layer": "processed"},
+            kinds={WAREHOUSE_KIND, "ibis"}, code_version="3", tags={"layer": "processed"},
             description="Every landed row that failed validation, with its reason code, a sentence "
                         "and its lineage, unless a newer valid version of its check-in superseded it "
                         "(then it is counted as deduplicated); nothing is dropped silently.",
@@ -105,8 +102,7 @@ def process_checkins(
 
 @dataclass
 class _Tally:
-    """What a chunked run of ``process_range`` has done so far (counts per day for the update
-    notifications, reject reasons, kinds of deduplication, curated quarters touched)."""
+    """What ``process_range`` did, per day (for the update notifications) and in total."""
 
     landed: Counter[str] = field(default_factory=Counter)
     accepted: Counter[str] = field(default_factory=Counter)
@@ -118,14 +114,12 @@ class _Tally:
     quarters: set[str] = field(default_factory=set)
 
 
-def _days(frame: "pd.DataFrame", column: str) -> Counter[str]:
-    """Rows per day of a date column (counted first, so only the distinct days are formatted)."""
+def _day_counts(frame: "pd.DataFrame", day: str = "day", n: str = "n") -> Counter[str]:
     import pandas as pd
 
     if frame.empty:
         return Counter()
-    counts = frame[column].value_counts()
-    return Counter(dict(zip(pd.to_datetime(counts.index).strftime("%Y-%m-%d"), counts.tolist(), strict=True)))
+    return Counter(dict(zip(pd.to_datetime(frame[day]).dt.strftime("%Y-%m-%d"), frame[n].astype(int), strict=True)))
 
 
 def _quarter_keys(starts: "pd.Series") -> set[str]:
@@ -137,107 +131,82 @@ def _quarter_keys(starts: "pd.Series") -> set[str]:
     return {ts.strftime("%Y-%m-%d") for ts in quarter_starts(distinct).unique()}
 
 
-def _landed_months(
-    warehouse: WarehouseResource, start: dt.date, end: dt.date
-) -> "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.DataFrame]]":
-    """(first day, end, landed rows, other versions) of each month of the range: the other
-    versions are the rows landed outside the month for the same check-ins, which decide with the
-    month's own rows which version of each check-in is the newest valid one."""
-    from okr_assets.lib.routing import month_windows
+def _stage_range(warehouse: WarehouseResource, start: dt.date, end: dt.date) -> _Tally:
+    """Judge the okr_raw rows of ``[start, end)`` in the engine and write the accepted ones and the
+    rejects to the staging twins (one ``INSERT ... SELECT`` each); count what went where. The
+    counts come from three places that must agree: okr_raw (landed), the staged rows (accepted,
+    rejected) and the verdicts (deduplicated); a mismatch fails the run before anything is
+    published."""
+    import ibis
 
-    for lo, hi in month_windows(start, end):
-        raw = warehouse.read_range("okr_raw", "partition_date", lo, hi, text_storage="pyarrow")
-        if raw.empty:
-            yield lo, hi, raw, raw
-            continue
-        others = warehouse.query(
-            "SELECT * FROM okr_raw.okr_raw WHERE (partition_date < ? OR partition_date >= ?) "
-            "AND trim(checkin_id) IN (SELECT trim(checkin_id) FROM okr_raw.okr_raw "
-            "WHERE partition_date >= ? AND partition_date < ?) ORDER BY raw_id", [lo, hi, lo, hi],
-            text_storage="pyarrow")
-        yield lo, hi, raw, others
+    from okr_assets.lib import validation
 
+    raw = warehouse.table("okr_raw")
+    verdicts = validation.range_verdicts(raw.schema(), FIRST_PARTITION)
+    candidates = {validation.CANDIDATES: validation.range_candidates(raw, start, end)}
+    with warehouse.scratch("okr_verdicts", "okr_processed", verdicts, candidates) as judged:
+        warehouse.insert_staged("okr_processed", validation.processed_rows(judged))
+        warehouse.insert_staged("okr_rejects", validation.reject_rows(judged))
+        superseded = judged.filter(judged.outcome.isin(validation.SUPERSESSION_KINDS))
+        by_kind = warehouse.fetch(superseded.group_by(day=superseded.partition_date, kind=superseded.outcome)
+                                  .aggregate(n=superseded.count()))
+        over_valid = judged.filter(judged.over_valid)
+        rejected_over_valid = int(warehouse.fetch(over_valid.aggregate(n=over_valid.count()))["n"].iloc[0])
 
-def _validated_months(
-    landed: "Iterator[tuple[dt.date, dt.date, pd.DataFrame, pd.DataFrame]]", tally: _Tally
-) -> "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]":
-    """(first day, end, rows landed, accepted, rejects) of each landed month in turn (empty frames
-    for a month without landed rows: its old rows must still go). No Dagster calls: this runs in
-    a background thread."""
-    import pandas as pd
+    lo, hi = ibis.date(start), ibis.date(end)
+    own = raw.filter((raw.partition_date >= lo) & (raw.partition_date < hi))
+    processed, rejects = warehouse.table("okr_processed", staged=True), warehouse.table("okr_rejects", staged=True)
+    tally = _Tally(
+        landed=_day_counts(warehouse.fetch(own.group_by(day=own.partition_date).aggregate(n=own.count()))),
+        accepted=_day_counts(warehouse.fetch(processed.group_by(day=processed.checkin_date)
+                                             .aggregate(n=processed.count()))),
+        rejected=_day_counts(warehouse.fetch(rejects.group_by(day=rejects.partition_date)
+                                             .aggregate(n=rejects.count()))),
+    )
+    tally.deduplicated = _day_counts(by_kind.groupby("day", as_index=False)["n"].sum())
+    tally.deduplicated_by_kind = Counter(by_kind.groupby("kind")["n"].sum().astype(int).to_dict())
+    reasons = warehouse.fetch(rejects.group_by("reason").aggregate(n=rejects.count()))
+    tally.by_reason = Counter(dict(zip(reasons["reason"], reasons["n"].astype(int), strict=True)))
+    tally.rejected_over_valid = rejected_over_valid
+    tally.quarters = _quarter_keys(warehouse.fetch(processed.select("cycle_start").distinct())["cycle_start"])
 
-    from okr_assets.lib.validation import validate_versions
-
-    for lo, hi, raw, others in landed:
-        if raw.empty:
-            yield lo, hi, 0, pd.DataFrame(), pd.DataFrame()
-            continue
-        result = validate_versions(raw, FIRST_PARTITION, others)
-        accepted, rejects, superseded = result.accepted, result.rejects, result.superseded
-        if len(accepted) + len(rejects) + len(superseded) != len(raw):  # a rule lost rows: fail loudly
-            raise RuntimeError(f"row accounting broken for {_range_label(lo, hi)}: {len(accepted)} + "
-                               f"{len(rejects)} + {len(superseded)} != {len(raw)}")
-        tally.landed += _days(raw, "partition_date")
-        tally.accepted += _days(accepted, "checkin_date")
-        tally.rejected += _days(rejects, "partition_date")
-        tally.deduplicated += _days(superseded, "partition_date")
-        tally.by_reason += Counter(rejects["reason"].value_counts().to_dict())
-        tally.deduplicated_by_kind += Counter(result.deduplicated_by_kind())
-        tally.rejected_over_valid += result.rejected_over_valid
-        tally.quarters |= _quarter_keys(accepted["cycle_start"])
-        n_raw = len(raw)
-        del raw, others, superseded, result
-        free_cycles()  # this month's intermediate columns (see okr_assets.lib.memory)
-        yield lo, hi, n_raw, accepted, rejects
+    landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
+                                                             tally.deduplicated))
+    if n_acc + n_rej + n_dup != landed:  # a rule or a statement lost or doubled rows: fail loudly
+        raise RuntimeError(f"row accounting broken for {_range_label(start, end)}: {n_acc} accepted + "
+                           f"{n_rej} rejected + {n_dup} deduplicated != {landed} landed")
+    outside = [day for day in tally.accepted if not start.isoformat() <= day < end.isoformat()]
+    if outside:  # the publish replaces [start, end) only: such rows would be lost
+        raise RuntimeError(f"accepted rows of {_range_label(start, end)} have check-in dates outside it: "
+                           f"{sorted(outside)[:5]}")
+    return tally
 
 
 def process_range(
     context: AssetExecutionContext, warehouse: WarehouseResource, kafka: KafkaResource, start: dt.date, end: dt.date
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """The work of ``process_checkins`` for the days ``start <= day < end`` (also used, without
-    partitions, by the backfill benchmark's baseline). Write, audit, publish: the range is
-    validated a month at a time and written to the staging twins a quarter per transaction
-    (memory stays at a few months of pandas rows and one quarter of uncommitted warehouse rows),
-    then the blocking check okr_processed_schema reads the staged rows, and only when it passes
-    is the range replaced in one transaction. A failing check, or any failure before the
-    publish, leaves the tables as they were; the retry redoes the range."""
-    from okr_assets.lib.pipelining import overlapped
-    from okr_assets.lib.routing import month_windows
+    partitions, by the backfill benchmark's baseline). Write, audit, publish: the engine judges
+    the range and writes it to the staging twins, then the blocking check okr_processed_schema
+    reads the staged rows, and only when it passes is the range replaced in one transaction. A
+    failing check, or any failure before the publish, leaves the tables as they were; the retry
+    redoes the range."""
     from okr_assets.lib.validation import SUPERSESSION_KINDS
 
     warehouse.setup()
-    tally = _Tally()
     staged = [table for table, _ in TARGETS]
     # One refresh of okr_processed at a time, from its first read to its publish: two runs (a
     # sensor's, a backfill from the UI, a landing run refreshing today's partition itself) must
     # not interleave, or the one that read older okr_raw rows could publish last; and a staging
     # twin has one writer.
-    with warehouse.exclusive("okr_processed", on_wait=context.log.info), older_objects_frozen():
+    with warehouse.exclusive("okr_processed", on_wait=context.log.info):
         # Curated partitions to refresh: the cycles of the new rows and of the rows they replace.
         before = warehouse.query(
             "SELECT DISTINCT cycle_start FROM okr_processed.okr_processed "
             "WHERE checkin_date >= ? AND checkin_date < ?", [start, end])
-        tally.quarters |= _quarter_keys(before["cycle_start"])
         warehouse.clear_staged(staged)
-
-        # Staged a quarter per transaction: DuckDB keeps a transaction's new rows in memory
-        # until it commits, so not the whole range at once; but monthly commits took 5.8 s of a
-        # million-row run and quarterly ones 2.9 s (a month's ~52,000 rows are under a DuckDB
-        # row group, so most likely each went through the write-ahead log and a checkpoint).
-        def written(quarter: "Iterator[tuple[dt.date, dt.date, int, pd.DataFrame, pd.DataFrame]]",
-                    ) -> "Iterator[list[pd.DataFrame]]":
-            for lo, hi, rows, accepted, rejects in quarter:
-                if hi < end:
-                    context.log.info(f"okr_processed {_range_label(lo, hi)}: {rows} landed rows validated")
-                yield [accepted, rejects]
-
-        # Three stages overlap, each a month ahead of the next: reading okr_raw (the database,
-        # without the GIL), validating (pandas) and, here, writing and committing.
-        with overlapped(_landed_months(warehouse, start, end), partial(_validated_months, tally=tally),
-                        name="okr-processed") as months:
-            for lo, hi in month_windows(start, end, months=3):  # a quarter: its months, in order
-                quarter = islice(months, len(month_windows(lo, hi)))
-                warehouse.load_staged(staged, written(quarter))
+        tally = _stage_range(warehouse, start, end)
+        tally.quarters |= _quarter_keys(before["cycle_start"])
         checks = [audit_range(warehouse, OKR_PROCESSED_SCHEMA, "okr_processed", "checkin_date", start, end),
                   audit_range(warehouse, OKR_REJECTS_SCHEMA, "okr_rejects", "partition_date", start, end)]
         if not checks[0].passed:
@@ -250,7 +219,6 @@ def process_range(
                 metadata={"partition_range": _range_label(start, end)})
         warehouse.publish_staged(start, end, TARGETS)
     results = {c.asset_key: [c] if _selected(context, c) else [] for c in checks}
-    # Each month's counts were checked to add up as it was validated, so the sums add up too.
     landed, n_acc, n_rej, n_dup = (sum(c.values()) for c in (tally.landed, tally.accepted, tally.rejected,
                                                              tally.deduplicated))
     by_reason = dict(tally.by_reason.most_common())

@@ -389,8 +389,12 @@ def _judged_frames(judge: Callable[[ir.Table], ir.Table], landed: pd.DataFrame, 
     from okr_assets.lib.engine import on_frames
 
     def both(landed: ir.Table) -> ir.Table:
+        import ibis
+
         rows = kept(judge(landed))
-        return rows.mutate(confidence=rows.confidence.cast("int64"))
+        # Cast only an accepted row's confidence (0-10): a rejected one may be any double.
+        accepted = (rows.outcome == ACCEPTED).ifelse(rows.confidence, ibis.null("float64"))
+        return rows.mutate(confidence=accepted.cast("int64"))
 
     rows = on_frames(both, ["raw_id"], dates=("partition_date",), cache_key=cache_key, landed=landed)
     accepted = rows[rows["outcome"] == ACCEPTED][list(PROCESSED_COLUMNS)].reset_index(drop=True)

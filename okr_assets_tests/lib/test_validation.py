@@ -254,3 +254,10 @@ def test_the_readme_lists_the_reject_reasons_of_the_rules_table() -> None:
     assert readme_with_reason_table(readme) == readme, "run: python -m okr_assets.lib.rules --write"
     listed = [line.split("`")[1] for line in reason_table().splitlines()[2:]]
     assert sorted(listed) == sorted(REJECT_REASON_CODES)
+
+
+def test_a_confidence_no_integer_can_hold_is_rejected_not_a_failed_cast() -> None:
+    """Found by test_fuzz: the rejected row's confidence must never reach an integer cast."""
+    result = validate_checkins(frame({"confidence": "9.223372036854776e+18"}, {}), FIRST)
+    assert result.rejects["reason"].tolist() == [RejectReason.CONFIDENCE_OUT_OF_RANGE.value]
+    assert len(result.accepted) == 1

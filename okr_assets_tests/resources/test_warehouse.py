@@ -60,6 +60,26 @@ def test_unsupported_url_is_a_clear_error() -> None:
         _ = WarehouseResource(url="mysql://x@y/z").backend
 
 
+def test_the_embedded_engine_keeps_to_its_memory_limit(tmp_path: Path) -> None:
+    warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'w.duckdb'}", duckdb_memory_limit="300MB")
+    limit = warehouse.query("SELECT current_setting('memory_limit') AS m")["m"][0]
+    assert limit.replace(" ", "") in {"286.1MiB", "300.0MB", "300MB"}, limit
+    with pytest.raises(ValueError, match="not a size"):
+        WarehouseResource(url=f"duckdb:///{tmp_path}/x.duckdb", duckdb_memory_limit="1GB'; DROP").execute("SELECT 1")
+
+
+def test_a_scratch_table_is_gone_after_its_block_even_when_the_block_fails(warehouse_url: str) -> None:
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    raw = warehouse.table("okr_raw")
+    with pytest.raises(RuntimeError, match="inside"), \
+            warehouse.scratch("okr_test", "okr_processed", raw.select("raw_id")) as scratch:
+        assert warehouse.fetch(scratch.count().name("n"))["n"][0] == 0
+        raise RuntimeError("inside")
+    with pytest.raises(Exception, match=r"(?i)okr_test_scratch"):
+        warehouse.query("SELECT * FROM okr_processed.okr_test_scratch")
+
+
 def test_unreachable_postgres_names_the_server_but_not_the_password() -> None:
     warehouse = WarehouseResource(url="postgresql://okr:s3cret-pw@127.0.0.1:1/okr")
     with pytest.raises(ConnectionError) as error:

@@ -1,9 +1,11 @@
 """Run a table's Pandera model as a Dagster asset check.
 
 dagster-pandera turns a schema into a Dagster type but has no asset-check support, so this small
-adapter validates the stored rows with the same model and reports failures in check metadata:
-the column, the rule and example failing values and rows. pandas and Pandera are imported when a
-check runs, not when the code location loads.
+adapter reports a model's failures in check metadata: the column, the rule, failing values by
+the table's key and example failing rows. ``engine_check_result`` checks rows in the warehouse
+(``okr_assets.lib.table_checks``: the tables the steps write there); ``pandera_check_result``
+validates a DataFrame with Pandera itself (the small ML tables). pandas and Pandera are imported
+when a check runs, not when the code location loads.
 """
 
 from typing import TYPE_CHECKING
@@ -13,8 +15,13 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValu
 from okr_assets.defs.metadata import markdown_table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import ibis
     import pandas as pd
     import pandera.pandas as pa
+
+    from okr_assets.lib.table_checks import Rule
 
 
 def pandera_check_result(
@@ -69,6 +76,40 @@ def pandera_check_result(
             },
         )
     return passed_check_result(model, scope, len(frame), severity, check_name=check_name, asset_key=asset_key)
+
+
+def engine_check_result(
+    fetch: "Callable[[ibis.Expr], pd.DataFrame]", model: "type[pa.DataFrameModel]", rows: "ibis.Table",
+    scope: str, key: "Sequence[str]", severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    check_name: str | None = None, asset_key: AssetKey | None = None, extra: "Sequence[Rule]" = (),
+) -> AssetCheckResult:
+    """Check ``rows`` (an expression ``fetch`` runs in the warehouse) against ``model`` and the
+    ``extra`` rules where they are stored; failures are named by the ``key`` columns. The
+    metadata has the shape of ``pandera_check_result``'s."""
+    from okr_assets.lib.table_checks import violations
+
+    found = violations(fetch, model, rows, key, extra)
+    if found.passed:
+        return passed_check_result(model, scope, found.rows_checked, severity, check_name=check_name,
+                                   asset_key=asset_key)
+    by_rule, cases, examples = found.by_rule, found.cases, found.examples
+    first = by_rule.iloc[0]
+    label = "/".join(key)
+    shown = examples.astype(str)
+    shown.index = ["/".join(map(str, r)) for r in examples[list(key)].itertuples(index=False)]
+    return AssetCheckResult(
+        check_name=check_name, asset_key=asset_key, passed=False, severity=severity,
+        description=f"{int(by_rule['failing_rows'].sum())} failure(s) in {scope}; most frequent: column "
+                    f"'{first['column']}' broke rule '{first['check']}'",
+        metadata={
+            "scope": scope,
+            "rows_checked": found.rows_checked,
+            "failure_count": len(cases),
+            "failures_by_rule": markdown_table(by_rule),
+            "failure_cases": markdown_table(cases[["column", "check", label, "failure_case"]].astype(str)),
+            "example_rows": markdown_table(shown.T.reset_index(names="field"), limit=len(shown.columns)),
+        },
+    )
 
 
 def validate_in_place(model: "type[pa.DataFrameModel]", frame: "pd.DataFrame") -> None:

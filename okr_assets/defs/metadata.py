@@ -85,16 +85,18 @@ def pandera_column_schema(model: "type[pa.DataFrameModel]") -> TableSchema:
     ``column_schemas.py`` holds. Imports pandas and Pandera; used to generate and test that file."""
     from dagster_pandera import pandera_schema_to_dagster_type
 
-    from okr_assets.lib.schemas import sql_columns
+    from okr_assets.lib.schemas import row_rules, sql_columns
 
     with warnings.catch_warnings():  # the helper is marked beta; we only read its schema
         warnings.simplefilter("ignore")
         meta = pandera_schema_to_dagster_type(model).metadata["schema"]
     sql = dict(sql_columns(model))
+    # The row rules of the tables checked in the engine are table constraints like Pandera's own.
+    rules = [rule.description for rule in row_rules(model)]
     return TableSchema(
         columns=[TableColumn(name=c.name, type=sql.get(c.name, c.type), description=c.description,
                              constraints=c.constraints, tags=c.tags) for c in meta.schema.columns],
-        constraints=meta.schema.constraints)
+        constraints=TableConstraints(other=[*meta.schema.constraints.other, *rules]))
 
 
 def render_column_schemas() -> str:

@@ -1,16 +1,24 @@
-"""Pandera models of the four tables: the single source of each table's shape.
+"""Pandera models of the warehouse tables: the single source of each table's shape.
 
-Each model yields (1) the asset checks run on the stored table, (2) the Dagster column schema
-shown in the catalog (generated into ``okr_assets/defs/column_schemas.py`` by
-``python -m okr_assets.defs.metadata --write``; a test fails while that file is out of date), and
-(3) the warehouse DDL (``sql_columns``), so a column is declared once.
+Each model yields (1) the table's asset check, (2) the Dagster column schema shown in the catalog
+(generated into ``okr_assets/defs/column_schemas.py`` by ``python -m okr_assets.defs.metadata
+--write``; a test fails while that file is out of date), and (3) the warehouse DDL
+(``sql_columns``), so a column is declared once.
+
+The tables a step writes in the engine (okr_raw, okr_processed, okr_rejects, okr_curated,
+okr_features) are checked where they are stored: their column rules (nullable, unique, Pandera's
+built-in checks) and their ``@row_rule`` rules (Ibis predicates) are evaluated by
+``okr_assets.lib.table_checks`` in the warehouse. The small ML and alert tables are checked in
+pandas with Pandera's own validation (``@pa.dataframe_check``).
 Dates are carried as midnight ``datetime64`` in pandas and stored as SQL ``DATE``
 (``metadata={"sql": "DATE"}``); timestamps are UTC.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
@@ -27,6 +35,54 @@ from okr_assets.lib.contract import (
     REJECT_REASON_CODES,
     STATUSES,
 )
+
+if TYPE_CHECKING:
+    import ibis
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule on each row of a table checked in the warehouse engine (okr_raw, okr_processed,
+    okr_rejects, okr_curated, okr_features): an Ibis predicate over the checked table, True where
+    the row keeps the rule (null counts as broken). Declared in the table's model with
+    ``@row_rule``, beside its column rules, and run with them by ``okr_assets.lib.table_checks``;
+    the models of the small ML and alert tables, checked in pandas, keep ``@pa.dataframe_check``."""
+
+    name: str
+    description: str
+    holds: Callable[[ibis.Table], ibis.BooleanValue]
+
+
+def row_rule(description: str) -> Callable[[Callable[..., ibis.BooleanValue]], Callable[..., ibis.BooleanValue]]:
+    """Declare a model's function ``(table) -> predicate`` a row rule (it stays a plain function,
+    which Pandera's model ignores)."""
+    def declare(holds: Callable[..., ibis.BooleanValue]) -> Callable[..., ibis.BooleanValue]:
+        holds.__row_rule__ = description  # type: ignore[attr-defined]
+        return holds
+    return declare
+
+
+def row_rules(model: type[pa.DataFrameModel]) -> tuple[RowRule, ...]:
+    """The ``@row_rule`` rules of ``model`` and of the models it extends, in declaration order."""
+    seen: dict[str, RowRule] = {}
+    for cls in reversed(model.__mro__):
+        seen.update({name: RowRule(name, fn.__row_rule__, fn) for name, fn in vars(cls).items()
+                     if hasattr(fn, "__row_rule__")})
+    return tuple(seen.values())
+
+
+def _isclose(a: ibis.NumericValue, b: ibis.NumericValue) -> ibis.BooleanValue:
+    # numpy.isclose's default tolerances, which the pandas code that computes scores was held to.
+    return (a - b).abs() <= 1e-8 + 1e-5 * b.abs()
+
+
+def _unique(t: ibis.Table, *columns: str) -> ibis.BooleanValue:
+    """True where no other row has the same values of ``columns`` (nulls compare equal, as in
+    ``DataFrame.duplicated``). Counting a never-null expression counts every row of the group."""
+    import ibis
+
+    return t[columns[0]].isnull().count().over(ibis.window(group_by=list(columns))) == 1
+
 
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 SOURCES = ("file", "kafka")
@@ -130,29 +186,26 @@ class ProcessedCheckins(pa.DataFrameModel):
     source_ref: Series[pd.StringDtype] = _text("File and line, or topic/partition/offset.")
     ingested_at: Series[UtcTimestamp] = pa.Field(description="When the winning version landed.")
 
-    # Row rules use ignore_na=False throughout: by default Pandera first scans every column of the
-    # frame for all-null rows (none exist here), which took half the validation time of a table.
-    @pa.dataframe_check(ignore_na=False, description="score == clip(progress, 0, 1)")
-    def score_is_clipped_progress(cls, df: pd.DataFrame) -> pd.Series:
-        return pd.Series(np.isclose(df["score"], df["progress"].clip(0, 1)), index=df.index)
+    @row_rule("score == clip(progress, 0, 1)")
+    def score_is_clipped_progress(t: ibis.Table) -> ibis.BooleanValue:
+        return _isclose(t.score, t.progress.clip(lower=0, upper=1))
 
-    @pa.dataframe_check(ignore_na=False, description="start_value != target_value")
-    def start_differs_from_target(cls, df: pd.DataFrame) -> pd.Series:
-        return df["start_value"] != df["target_value"]
+    @row_rule("start_value != target_value")
+    def start_differs_from_target(t: ibis.Table) -> ibis.BooleanValue:
+        return t.start_value != t.target_value
 
-    @pa.dataframe_check(ignore_na=False, description="direction agrees with start/target")
-    def direction_matches_target(cls, df: pd.DataFrame) -> pd.Series:
-        up = df["direction"] == "increase"
-        return (up & (df["target_value"] > df["start_value"])) | (
-            ~up & (df["target_value"] < df["start_value"]))
+    @row_rule("direction agrees with start/target")
+    def direction_matches_target(t: ibis.Table) -> ibis.BooleanValue:
+        up = t.direction == "increase"
+        return (up & (t.target_value > t.start_value)) | (~up & (t.target_value < t.start_value))
 
-    @pa.dataframe_check(ignore_na=False, description="checkin_date is the UTC date of checkin_at")
-    def checkin_date_matches(cls, df: pd.DataFrame) -> pd.Series:
-        return df["checkin_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize() == df["checkin_date"]
+    @row_rule("checkin_date is the UTC date of checkin_at")
+    def checkin_date_matches(t: ibis.Table) -> ibis.BooleanValue:
+        return t.checkin_at.date() == t.checkin_date
 
-    @pa.dataframe_check(ignore_na=False, description="cycle_start <= cycle_end")
-    def cycle_ordered(cls, df: pd.DataFrame) -> pd.Series:
-        return df["cycle_start"] <= df["cycle_end"]
+    @row_rule("cycle_start <= cycle_end")
+    def cycle_ordered(t: ibis.Table) -> ibis.BooleanValue:
+        return t.cycle_start <= t.cycle_end
 
     class Config:
         coerce = True
@@ -215,17 +268,17 @@ class CuratedKeyResults(pa.DataFrameModel):
         nullable=True, description="final_score >= target score (0.7 by default); closed cycles only.")
     as_of: Series[pa.DateTime] = pa.Field(metadata=_DATE, description="Date the row was curated.")
 
-    @pa.dataframe_check(ignore_na=False, description="(key_result_id, cycle_id) is unique")
-    def one_row_per_kr_cycle(cls, df: pd.DataFrame) -> pd.Series:
-        return ~df.duplicated(["key_result_id", "cycle_id"], keep=False)
+    @row_rule("(key_result_id, cycle_id) is unique")
+    def one_row_per_kr_cycle(t: ibis.Table) -> ibis.BooleanValue:
+        return _unique(t, "key_result_id", "cycle_id")
 
-    @pa.dataframe_check(ignore_na=False, description="final_score is set exactly for closed cycles")
-    def final_score_iff_closed(cls, df: pd.DataFrame) -> pd.Series:
-        return df["final_score"].notna() == df["cycle_closed"].astype(bool)
+    @row_rule("final_score is set exactly for closed cycles")
+    def final_score_iff_closed(t: ibis.Table) -> ibis.BooleanValue:
+        return t.final_score.notnull() == t.cycle_closed
 
-    @pa.dataframe_check(ignore_na=False, description="first_checkin_at <= last_checkin_at")
-    def checkins_ordered(cls, df: pd.DataFrame) -> pd.Series:
-        return df["first_checkin_at"] <= df["last_checkin_at"]
+    @row_rule("first_checkin_at <= last_checkin_at")
+    def checkins_ordered(t: ibis.Table) -> ibis.BooleanValue:
+        return t.first_checkin_at <= t.last_checkin_at
 
     class Config:
         coerce = True
@@ -260,13 +313,13 @@ class KeyResultFeatures(pa.DataFrameModel):
     label: Series[pd.BooleanDtype] = pa.Field(nullable=True, description="Reached the target score (closed cycles).")
     cycle_closed: Series[bool] = pa.Field(description="The cycle has ended.")
 
-    @pa.dataframe_check(ignore_na=False, description="(key_result_id, cycle_id, week) is unique")
-    def one_row_per_week(cls, df: pd.DataFrame) -> pd.Series:
-        return ~df.duplicated(["key_result_id", "cycle_id", "week"], keep=False)
+    @row_rule("(key_result_id, cycle_id, week) is unique")
+    def one_row_per_week(t: ibis.Table) -> ibis.BooleanValue:
+        return _unique(t, "key_result_id", "cycle_id", "week")
 
-    @pa.dataframe_check(ignore_na=False, description="label is set exactly for closed cycles")
-    def label_iff_closed(cls, df: pd.DataFrame) -> pd.Series:
-        return df["label"].notna() == df["cycle_closed"].astype(bool)
+    @row_rule("label is set exactly for closed cycles")
+    def label_iff_closed(t: ibis.Table) -> ibis.BooleanValue:
+        return t.label.notnull() == t.cycle_closed
 
     class Config:
         coerce = True
@@ -393,6 +446,15 @@ TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "okr_prediction_log": PredictionLog,
     "okr_model_performance": ModelPerformance,
     "okr_alerts": Alerts,
+}
+
+# The columns a check names a failing row by (what a user looks the row up with).
+CHECK_KEYS: dict[str, tuple[str, ...]] = {
+    "okr_raw": ("raw_id",),
+    "okr_processed": ("checkin_id",),
+    "okr_rejects": ("raw_id",),
+    "okr_curated": ("key_result_id", "cycle_id"),
+    "okr_features": ("key_result_id", "cycle_id", "week"),
 }
 
 

@@ -59,21 +59,11 @@ class LandResult:
     touched_partitions: set[str]
     # rows inserted per landed file (sha256), when files were landed
     inserted_by_file: dict[str, int] = field(default_factory=dict)
-    # which of the given rows were inserted (positions, ascending) and the raw_id each got: what
-    # the run wrote, for the okr_raw check, without reading it back
-    positions: Any = None
-    raw_ids: Any = None
+    # the rows this call inserted are those of okr_raw with raw_id > after_raw_id
+    after_raw_id: int = 0
     # runs that landed rows of this batch before (it skipped them): a run that died after its
     # commit never reported what it landed, so the caller cascades those runs' partitions
     earlier_runs: frozenset[str] = frozenset()
-
-    def inserted_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """The rows (as given to ``land_raw``) that were inserted, with their ``raw_id``."""
-        inserted = _columns_of(rows, list(rows.columns))
-        if len(self.positions) != len(rows):
-            inserted = inserted.take(self.positions).reset_index(drop=True)
-        inserted["raw_id"] = self.raw_ids
-        return inserted
 
 
 @dataclass(frozen=True)
@@ -81,6 +71,8 @@ class Table:
     name: str
     schema: str
     key: tuple[str, ...] | None = None  # unique key (idempotent landing)
+    # False: the embedded DuckDB does not keep the key's index (see ``land_raw``), a server engine does.
+    embedded_key: bool = True
     indexes: tuple[str, ...] = ()
     # Indexes of earlier versions that no query uses any more: dropped by setup() where present.
     retired_indexes: tuple[str, ...] = ()
@@ -97,7 +89,7 @@ class Table:
 
 
 TABLES: dict[str, Table] = {
-    "okr_raw": Table("okr_raw", "okr_raw", key=("source_key",),
+    "okr_raw": Table("okr_raw", "okr_raw", key=("source_key",), embedded_key=False,
                      # checkin_id: every query matches trim(checkin_id), which a plain index
                      # cannot serve; it only cost each landing commit (~0.5 s per million rows).
                      indexes=("partition_date",), retired_indexes=("checkin_id",)),
@@ -249,13 +241,17 @@ class WarehouseResource(ConfigurableResource):
                     _migrate_landed_files(backend, con)
                 columns = LEDGER_COLUMNS.get(table.name) or _sql_columns(table.name.removesuffix(STAGED_SUFFIX))
                 ddl = ", ".join(f"{quote(c)} {t}" for c, t in columns)
-                if table.key:
+                if table.key and (table.embedded_key or not backend.embedded):
                     ddl += f", PRIMARY KEY ({', '.join(quote(k) for k in table.key)})"
                 backend.execute(con, f"CREATE TABLE IF NOT EXISTS {table.qualified} ({ddl})")
-                for col in table.indexes:
+                # Secondary indexes serve the server engine's range reads; the embedded DuckDB keeps
+                # none: its per-row-group min/max zone maps already skip what a date range excludes,
+                # while an ART index is held in memory and maintained on every insert and delete
+                # (a third of publishing a million rows).
+                for col in table.indexes if not backend.embedded else ():
                     backend.execute(con, f"CREATE INDEX IF NOT EXISTS {quote(f'{table.name}_{col}_idx')} "
                                          f"ON {table.qualified} ({quote(col)})")
-                for col in table.retired_indexes:
+                for col in (*table.retired_indexes, *(table.indexes if backend.embedded else ())):
                     retired = f"{quote(table.schema)}.{quote(f'{table.name}_{col}_idx')}"
                     backend.execute(con, f"DROP INDEX IF EXISTS {retired}")
 
@@ -410,7 +406,8 @@ class WarehouseResource(ConfigurableResource):
     # -- writes --------------------------------------------------------------------------------
 
     def land_raw(self, rows: pd.DataFrame, run_id: str = "", files: Sequence[FileVersion] = (),
-                 offsets: Sequence[OffsetRange] = (), audit: Callable[[LandResult], None] | None = None,
+                 offsets: Sequence[OffsetRange] = (),
+                 audit: Callable[[LandResult, Callable[[ibis.Expr], pd.DataFrame]], None] | None = None,
                  ) -> LandResult:
         """Append rows to okr_raw, skipping any whose ``source_key`` already landed, and record
         the ``files`` and Kafka ``offsets`` they come from in the landing ledger, in one
@@ -418,12 +415,15 @@ class WarehouseResource(ConfigurableResource):
 
         ``raw_id`` is assigned in row order after the current maximum, inside the write
         transaction (which holds the table's write lock), so it orders versions of a check-in by
-        ingestion even when two landing runs commit at the same time. ``audit`` is called with
-        the result before the commit; if it raises, nothing of this call is kept (write, audit,
-        then publish).
+        ingestion even when two landing runs commit at the same time. A row is skipped by an
+        anti-join on ``source_key`` under that lock, not by a unique index: the embedded DuckDB
+        keeps none on okr_raw (an ART index lives in memory and cost ~1 s per 100,000 landed
+        rows), and the same statement runs where there is one (PostgreSQL). ``audit`` is called
+        before the commit with the result and a ``fetch`` that runs an Ibis expression inside this
+        transaction (the new rows: ``raw_id > result.after_raw_id``); if it raises, nothing of
+        this call is kept (write, audit, then publish).
 
-        Only the new ``raw_id`` values come back from the database; the partitions touched and
-        the rows per file are counted by the database over the new rows (``raw_id > before``).
+        The partitions touched and the rows per file are counted by the database over the new rows.
         """
         import numpy as np
 
@@ -440,12 +440,14 @@ class WarehouseResource(ConfigurableResource):
             backend.stage(con, "okr_incoming", frame, [*types, ("_rn", "BIGINT")])
             # raw_id comes from each row's position (_rn), so no ORDER BY: sorting every column of
             # the batch cost DuckDB ~0.6 s per million rows, for a physical order nothing reads.
-            returned = backend.fetch(
+            backend.execute(
                 con,
-                f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn "
-                f"FROM okr_incoming ON CONFLICT DO NOTHING RETURNING raw_id", [before])
+                f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn FROM okr_incoming i "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {t.qualified} r WHERE r.source_key = i.source_key)", [before])
+            inserted = int(backend.fetch(con, f"SELECT count(*) AS n FROM {t.qualified} WHERE raw_id > ?",
+                                         [before])["n"].iloc[0])
             earlier: frozenset[str] = frozenset()
-            if len(returned) < len(frame):  # some rows were there already: who landed them?
+            if inserted < len(frame):  # some rows were there already: who landed them?
                 runs = backend.fetch(con, f"SELECT DISTINCT r.run_id FROM {t.qualified} r JOIN okr_incoming i "
                                           "ON r.source_key = i.source_key WHERE r.raw_id <= ?", [before])
                 earlier = frozenset(str(r) for r in runs["run_id"].dropna())
@@ -463,13 +465,12 @@ class WarehouseResource(ConfigurableResource):
                          "WHERE raw_id > ? GROUP BY 1", [before])
                 by_file = {str(k): int(n) for k, n in zip(counted["sha256"], counted["n"], strict=True)}
             _record_ledger(backend, con, files, offsets, by_file, run_id)
-            raw_ids = np.sort(np.asarray(returned["raw_id"], dtype=np.int64))
-            result = LandResult(inserted=len(raw_ids),
+            result = LandResult(inserted=inserted,
                                 touched_partitions={_day(d) for d in touched["partition_date"].dropna()},
                                 inserted_by_file={f.sha256: by_file.get(f.sha256, 0) for f in files},
-                                positions=raw_ids - before - 1, raw_ids=raw_ids, earlier_runs=earlier)
+                                after_raw_id=before, earlier_runs=earlier)
             if audit is not None:
-                audit(result)
+                audit(result, lambda expr: _normalise(backend.fetch(con, self.compile(expr))))
         return result
 
     def record_file_versions(self, files: Sequence[FileVersion], run_id: str) -> None:

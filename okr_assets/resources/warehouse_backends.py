@@ -34,6 +34,7 @@ def quote(identifier: str) -> str:
 class Backend(Protocol):
     name: str
     ibis_dialect: str  # the SQL dialect Ibis compiles the transforms to for this engine
+    embedded: bool  # in this process (DuckDB), not a server
 
     def connect(self) -> contextlib.AbstractContextManager[Any]: ...
     def execute(self, con: Any, sql: str, params: Sequence[Any] = ()) -> None: ...
@@ -86,6 +87,7 @@ class DuckDBBackend:
 
     name = "duckdb"
     ibis_dialect = "duckdb"
+    embedded = True
 
     def __init__(self, path: Path, lock_timeout_seconds: float, memory_limit: str = "") -> None:
         if memory_limit and not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", memory_limit, re.I):
@@ -280,6 +282,7 @@ class PostgresBackend:
 
     name = "postgres"
     ibis_dialect = "postgres"
+    embedded = False
 
     def __init__(self, url: str, connect_timeout_seconds: int = 10) -> None:
         parts = urlsplit(url)

@@ -303,9 +303,9 @@ def test_rows_failing_a_blocking_check_are_never_published(okr_home: Path, resou
     assert warehouse.query("SELECT value FROM okr_processed.okr_processed WHERE checkin_id = 'c1'")["value"][0] == 60
 
 
-def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resources: dict, instance) -> None:
-    """A three-month run validates one month at a time but writes and counts the whole range; the
-    blocking check, a quarter at a time, still sees a checkin_id duplicated across two quarters."""
+def test_a_range_is_processed_and_checked_as_a_whole(okr_home: Path, resources: dict, instance) -> None:
+    """A three-month run writes, counts and checks the whole range: the blocking check sees a
+    checkin_id duplicated across two quarters."""
     days = ["2025-06-20", "2025-07-10", "2025-08-10"]  # June is in the cycle's 14-day grace
     write_csv(okr_home / "landing" / "a.csv", [checkin(i, days[i % 3]) for i in range(9)])
     land(instance, resources)
@@ -331,9 +331,9 @@ def test_a_range_is_processed_and_checked_month_by_month(okr_home: Path, resourc
         rerun = process(instance, resources, quarter)
     [failed] = [e for e in rerun.get_asset_check_evaluations() if e.check_name == "okr_processed_schema"]
     assert not failed.passed
-    assert failed.metadata["scope"].value == ("new rows of okr_processed 2025-06-01 .. 2025-08-31: "
-                                              "rows sharing a checkin_id")
+    assert failed.metadata["scope"].value == "new rows of okr_processed 2025-06-01 .. 2025-08-31"
     assert "field_uniqueness" in failed.metadata["failures_by_rule"].value
+    assert "| checkin_id | field_uniqueness | c0 | c0 |" in failed.metadata["failure_cases"].value
     assert warehouse.query("SELECT count(*) FROM okr_processed.okr_processed WHERE checkin_id = 'c0'").iloc[0, 0] == 1
 
 

@@ -65,19 +65,35 @@ def _batch(raw_ids: list[int], keys: list[str]) -> pd.DataFrame:
                         landing_error=None, landing_error_message=None, raw_payload=None, extra=None, run_id="r")
 
 
-def test_keys_repeated_across_batches_fail_the_check() -> None:
-    check = LandedRowsCheck("run-1")
-    check.add(_batch([1, 2], ["k1", "k2"]))
-    check.add(_batch([3, 2], ["k3", "k1"]))  # each batch is fine on its own
-    result = check.result()
-    assert not result.passed
-    assert result.metadata["repeated_raw_id"].value == 1 and result.metadata["repeated_source_key"].value == 1
-    assert result.metadata["rows_checked"].value == 4
+def test_keys_repeated_on_other_rows_fail_the_check(okr_home: Path, resources: dict, instance) -> None:
+    """Each batch is checked on its own before it commits; the run's rows are then compared with
+    the whole table: a key of theirs on another row (a landing that bypassed the anti-join) fails."""
+    warehouse = resources["warehouse"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])
+    run_id = land(instance, resources).run_id
+    check = LandedRowsCheck(run_id)
+    check.batches = 1  # as if it had checked the run's batch
+    assert check.result(warehouse).passed
+    # A row reusing one raw_id, and another run's copy of one row (same source_key): on
+    # PostgreSQL the table's unique key refuses the copy; DuckDB keeps no index (the check must see it).
+    columns = warehouse.columns("okr_raw")
 
-    fine = LandedRowsCheck("run-2")
-    fine.add(_batch([1, 2], ["k1", "k2"]))
-    fine.add(_batch([3, 4], ["k3", "k4"]))
-    assert fine.result().passed and LandedRowsCheck("run-3").result().passed
+    def copy_of(row: int, **changed: str) -> None:
+        select = ", ".join(changed.get(c, f'"{c}"') for c in columns)
+        warehouse.execute(f"INSERT INTO okr_raw.okr_raw ({', '.join(columns)}) SELECT {select} "
+                          f"FROM okr_raw.okr_raw WHERE raw_id = {row}")
+
+    copy_of(2, source_key="'x' || source_key", run_id="'other'")
+    embedded = warehouse.url.startswith("duckdb")
+    if embedded:
+        copy_of(1, raw_id="raw_id + 100", run_id="'other'")
+    else:
+        with pytest.raises(Exception, match="duplicate key"):
+            copy_of(1, raw_id="raw_id + 100", run_id="'other'")
+    result = check.result(warehouse)
+    assert not result.passed
+    assert result.metadata["repeated_raw_id"].value == 1
+    assert result.metadata["repeated_source_key"].value == (1 if embedded else 0)
 
 
 @pytest.mark.parametrize("valid", [True, False])

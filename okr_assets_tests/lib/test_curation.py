@@ -8,8 +8,8 @@ import pytest
 from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.quarters import quarter_end, quarter_start
 from okr_assets.lib.routing import route_partition_dates
-from okr_assets.lib.schemas import CuratedKeyResults, ProcessedCheckins
 from okr_assets.lib.validation import validate_checkins
+from okr_assets_tests.lib.test_table_checks import assert_valid
 from okr_assets_tests.lib.test_validation import FIRST, frame
 
 
@@ -24,9 +24,9 @@ def test_one_row_per_key_result_with_latest_state() -> None:
          "weight": "1"},
         {"key_result_id": "b", "checkin_at": "2025-07-12T00:00:00Z", "value": "10", "weight": "0.25"},
     )
-    ProcessedCheckins.validate(df)
+    assert_valid("okr_processed", df)
     out = curate_frame(df, as_of=dt.date(2025, 8, 1))
-    CuratedKeyResults.validate(out)
+    assert_valid("okr_curated", out)
     a = out.set_index("key_result_id").loc["a"]
     assert a["n_checkins"] == 2
     assert a["latest_score"] == pytest.approx(0.8)

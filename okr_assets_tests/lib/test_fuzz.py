@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from okr_assets.lib.contract import CHECKIN_COLUMNS, REJECT_REASON_CODES
 from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
 from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
-from okr_assets.lib.schemas import ProcessedCheckins, RejectedCheckins
 from okr_assets.lib.validation import validate_versions
 from okr_assets_tests.conftest import checkin
+from okr_assets_tests.lib.test_table_checks import assert_valid
 
 FIRST = dt.date(2024, 1, 1)
 INGESTED = pd.Timestamp("2025-07-20T12:00:00Z")
@@ -78,8 +78,8 @@ def _process(landed: pd.DataFrame) -> None:
     assert sum(result.deduplicated_by_kind().values()) == len(result.superseded)
     assert set(result.rejects["reason"]) <= set(REJECT_REASON_CODES)
     assert result.rejects["message"].notna().all()
-    ProcessedCheckins.validate(result.accepted)
-    RejectedCheckins.validate(result.rejects)
+    assert_valid("okr_processed", result.accepted)
+    assert_valid("okr_rejects", result.rejects)
 
 
 def _land_file(data: bytes) -> pd.DataFrame:

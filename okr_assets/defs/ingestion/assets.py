@@ -24,6 +24,7 @@ from okr_assets.resources.landing import FileRead, NotLandableError
 from okr_assets.resources.warehouse import FileVersion, LandResult, OffsetRange
 
 if TYPE_CHECKING:
+    import ibis
     import pandas as pd
 
 OWNERS = ["team:okr-data-platform"]
@@ -153,7 +154,7 @@ def okr_raw(
             TOUCHED_PARTITIONS: MetadataValue.json(ordered),
             "touched_partition_range": f"{ordered[0]} .. {ordered[-1]}" if ordered else "none",
         },
-        check_results=[tally.check.result()] if tally.check else [],
+        check_results=[tally.check.result(warehouse)] if tally.check else [],
     )
 
 
@@ -176,12 +177,13 @@ def _cascade_unreported(context: AssetExecutionContext, warehouse: WarehouseReso
                          f"with this landing: {len(partitions)} okr_processed partition(s)")
 
 
-def _audit(tally: _Tally, rows: "pd.DataFrame") -> "Callable[[LandResult], None]":
-    """The check of one landing batch, run inside its transaction before the commit."""
+def _audit(tally: _Tally, warehouse: WarehouseResource,
+           ) -> "Callable[[LandResult, Callable[[ibis.Expr], pd.DataFrame]], None]":
+    """The check of one landing batch, run in the warehouse inside its transaction before the commit."""
 
-    def audit(result: LandResult) -> None:
+    def audit(result: LandResult, fetch: "Callable[[ibis.Expr], pd.DataFrame]") -> None:
         if tally.check is not None:
-            tally.check.add(result.inserted_rows(rows))
+            tally.check.add(warehouse, result, fetch)
             if tally.check.failed:
                 raise _AuditFailed
     return audit
@@ -353,7 +355,7 @@ def _land_file_batch(context: AssetExecutionContext, batch: _FileBatch, warehous
                      tally: _Tally) -> None:
     """Land a batch of files in one transaction, checked before it commits."""
     rows = batch.rows
-    result = warehouse.land_raw(rows, run_id=context.run.run_id, files=batch.files, audit=_audit(tally, rows))
+    result = warehouse.land_raw(rows, run_id=context.run.run_id, files=batch.files, audit=_audit(tally, warehouse))
     tally.earlier_runs |= result.earlier_runs
     tally.rows_landed += result.inserted
     tally.rows_seen += len(rows)
@@ -405,7 +407,7 @@ def _land_kafka(
     with overlapped(parsed_ranges(), name="okr-raw-kafka-reader") as read:
         for r, rows, ledger, lost, messages in read:
             label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
-            result = warehouse.land_raw(rows, run_id=run_id, offsets=ledger, audit=_audit(tally, rows))
+            result = warehouse.land_raw(rows, run_id=run_id, offsets=ledger, audit=_audit(tally, warehouse))
             tally.earlier_runs |= result.earlier_runs
             tally.rows_landed += result.inserted
             tally.rows_seen += len(rows)

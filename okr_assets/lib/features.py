@@ -99,16 +99,17 @@ def features(processed: ibis.Table, labels: ibis.Table, now: dt.datetime) -> ibi
 
     # A check-in is first seen by the as-of week w with cycle_start + 7w days >= checkin_at; a
     # week's state is that of the last check-in first seen by it or by an earlier week. So: the
-    # last check-in per (key result, week first seen), placed on the key result's week grid, and
-    # carried forward over the weeks without one: a run of weeks is the weeks up to the next
-    # check-in, numbered by a running count, and each column's one value in the run fills it
-    # (a forward fill that needs no range join).
+    # last check-in per (key result, week first seen), numbered in week order (its run); each
+    # week of the key result's grid counts the weeks with such a check-in up to it (a running
+    # count over the narrow grid), and takes the state of the check-in with that number: a
+    # forward fill by an equi-join, with no range join and no window carrying the state columns.
     cycle_epoch = state.cycle_start.cast("timestamp('UTC')").epoch_seconds()
     seen_week = ((state.checkin_at.epoch_seconds() - cycle_epoch) / _SECONDS_PER_WEEK).ceil().clip(lower=1)
     last_of_week = ibis.window(group_by=[*kr, "_week"], order_by=[ibis.desc("checkin_at"), ibis.desc("raw_id")])
     weekly = state.mutate(_week=seen_week.cast("int64"))
     weekly = weekly.mutate(_rank=ibis.row_number().over(last_of_week))
     weekly = weekly.filter(weekly._rank == 0)
+    weekly = weekly.mutate(_run=ibis.row_number().over(ibis.window(group_by=kr, order_by="_week")) + 1)
     carried = ("team_id", "objective_id", "okr_kind", "metric_kind", "direction", "weight", "progress", "score",
                "checkin_at", "n_checkins", "velocity", "latest_confidence", "first_confidence")
 
@@ -116,27 +117,26 @@ def features(processed: ibis.Table, labels: ibis.Table, now: dt.datetime) -> ibi
     key_results = key_results.left_join(labels.select(*LABEL_COLUMNS), kr).select(
         *kr, label=labels.reached_target, _closed=labels.cycle_closed)
     slots = grid.join(key_results, "cycle_id")
-    placed = slots.left_join(weekly, [slots.cycle_id == weekly.cycle_id, slots.key_result_id == weekly.key_result_id,
-                                      slots.week == weekly._week])
-    placed = placed.select(
-        slots.cycle_id, slots.key_result_id, slots.week, slots.as_of, slots.cycle_quarter, slots.elapsed_share,
-        slots.label, slots._closed, *(weekly[c] for c in carried),
-        _present=weekly._week.notnull())
+    seen = weekly.select(_cycle=weekly.cycle_id, _kr=weekly.key_result_id, _seen=weekly._week)
+    placed = slots.left_join(seen, [slots.cycle_id == seen._cycle, slots.key_result_id == seen._kr,
+                                    slots.week == seen._seen])
+    placed = placed.select(*slots.columns, _present=placed._seen.notnull())
     weeks_so_far = ibis.cumulative_window(group_by=kr, order_by="week")
     placed = placed.mutate(_run=placed._present.ifelse(1, 0).sum().over(weeks_so_far))
-    run = ibis.window(group_by=[*kr, "_run"])
-    out = placed.filter(placed._run > 0)  # no check-in yet by that week: no row
-    out = out.mutate(**{c: out[c].max().over(run) for c in carried})
+    placed = placed.filter(placed._run > 0)  # no check-in yet by that week: no row
+    out = placed.join(weekly.select(*kr, "_run", *carried), [*kr, "_run"])
     slot_team = ibis.window(group_by=["cycle_id", "week", "team_id"])
     slot_objective = ibis.window(group_by=["cycle_id", "week", "objective_id"])
+    out = out.mutate(
+        team_progress=out.score.mean().over(slot_team),
+        objective_progress=(out.score * out.weight).sum().over(slot_objective) / out.weight.sum().over(slot_objective),
+    )
     closed = out._closed.fill_null(False)
     out = out.mutate(
         expected_gap=out.progress - out.elapsed_share,
         confidence=out.latest_confidence.fill_null(5.0),
         confidence_trend=(out.latest_confidence - out.first_confidence).fill_null(0.0),
         days_since_last_checkin=(out.as_of.epoch_seconds() - out.checkin_at.epoch_seconds()) / _SECONDS_PER_DAY,
-        team_progress=out.score.mean().over(slot_team),
-        objective_progress=(out.score * out.weight).sum().over(slot_objective) / out.weight.sum().over(slot_objective),
         week=out.week.cast("float64"),
         cycle_closed=closed,
         label=ibis.ifelse(closed, out.label, ibis.null("boolean")),

@@ -144,7 +144,11 @@ def _stage_range(warehouse: WarehouseResource, start: dt.date, end: dt.date) -> 
     raw = warehouse.table("okr_raw")
     verdicts = validation.range_verdicts(raw.schema(), FIRST_PARTITION)
     candidates = {validation.CANDIDATES: validation.range_candidates(raw, start, end)}
-    with warehouse.scratch("okr_verdicts", "okr_processed", verdicts, candidates) as judged:
+    # Two scratch tables: the verdicts (every rule on every row, the costly part) are computed
+    # once, then the winners and outcomes read them twice (each check-in's newest valid version).
+    with warehouse.scratch("okr_judged", "okr_processed", verdicts, candidates) as rows, \
+            warehouse.scratch("okr_verdicts", "okr_processed", validation.range_decisions(rows.schema()),
+                              {validation.JUDGED: rows}) as judged:
         warehouse.insert_staged("okr_processed", validation.processed_rows(judged))
         warehouse.insert_staged("okr_rejects", validation.reject_rows(judged))
         superseded = judged.filter(judged.outcome.isin(validation.SUPERSESSION_KINDS))

@@ -33,9 +33,3 @@ def older_objects_frozen() -> Iterator[None]:
     finally:
         if not frozen_before:
             gc.unfreeze()
-
-
-def free_cycles() -> int:
-    """Collect now (cheap inside ``older_objects_frozen``): call it where a chunk's intermediate
-    frames have just become garbage, so the next chunk does not start on top of them."""
-    return gc.collect()

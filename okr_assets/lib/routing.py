@@ -59,18 +59,3 @@ def cycle_quarters(cycle_start: pd.Series) -> set[dt.date]:
     """Curated partitions touched by rows with these raw ``cycle_start`` texts."""
     parsed = parse_date(cycle_start).dropna()
     return {ts.date() for ts in quarter_starts(parsed).unique()}
-
-
-def month_windows(start: dt.date, end: dt.date, months: int = 1) -> list[tuple[dt.date, dt.date]]:
-    """``[start, end)`` cut at calendar boundaries every ``months`` months (3: quarters): the
-    chunks a long range is processed in, so a run over years of partitions holds one chunk of
-    rows in memory at a time."""
-    windows, lo = [], start
-    while lo < end:
-        month = lo.month + 1
-        while (month - 1) % months:
-            month += 1
-        hi = min(dt.date(lo.year + (month - 1) // 12, (month - 1) % 12 + 1, 1), end)
-        windows.append((lo, hi))
-        lo = hi
-    return windows

@@ -297,19 +297,6 @@ class WarehouseResource(ConfigurableResource):
             return today, today
         return pd.Timestamp(row["lo"]).date(), pd.Timestamp(row["hi"]).date() + dt.timedelta(days=1)
 
-    def rows_sharing(self, table: str, key: str, column: str, start: dt.date, end: dt.date,
-                     staged: bool = False) -> pd.DataFrame:
-        """Rows of ``table`` (its staging twin when ``staged``) with ``start <= column < end`` whose
-        ``key`` value occurs more than once in that range (what a uniqueness rule checked a chunk
-        at a time cannot see)."""
-        t = _table(table)
-        k, col = _column(t, key), _column(t, column)
-        source = (t.staged if staged else t).qualified
-        in_range = f"{col} >= ? AND {col} < ?"
-        return self.query(f"SELECT * FROM {source} WHERE {in_range} AND {k} IN (SELECT {k} FROM "
-                          f"{source} WHERE {in_range} GROUP BY {k} HAVING count(*) > 1) ORDER BY 1",
-                          [start, end, start, end])
-
     def count(self, table: str, staged: bool = False) -> int:
         t = _table(table)
         return int(self.query(f"SELECT count(*) AS n FROM {(t.staged if staged else t).qualified}").iloc[0, 0])

@@ -15,7 +15,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValu
 from okr_assets.defs.metadata import markdown_table
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import ibis
     import pandas as pd
@@ -79,13 +79,14 @@ def pandera_check_result(
 
 
 def engine_check_result(
-    fetch: "Callable[[ibis.Expr], pd.DataFrame]", model: "type[pa.DataFrameModel]", rows: "ibis.Table",
-    scope: str, key: "Sequence[str]", severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
-    check_name: str | None = None, asset_key: AssetKey | None = None, extra: "Sequence[Rule]" = (),
+    fetch: "Callable[[ibis.Expr, Mapping[str, ibis.Table]], pd.DataFrame]", model: "type[pa.DataFrameModel]",
+    rows: "ibis.Table", scope: str, key: "Sequence[str]", severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    check_name: str | None = None, asset_key: AssetKey | None = None,
+    extra: "Callable[[ibis.Table], Sequence[Rule]]" = lambda _: (),
 ) -> AssetCheckResult:
-    """Check ``rows`` (an expression ``fetch`` runs in the warehouse) against ``model`` and the
-    ``extra`` rules where they are stored; failures are named by the ``key`` columns. The
-    metadata has the shape of ``pandera_check_result``'s."""
+    """Check ``rows`` (an expression ``fetch(expression, inputs)`` runs in the warehouse) against
+    ``model`` and the rules ``extra`` gives, where they are stored; failures are named by the
+    ``key`` columns. The metadata has the shape of ``pandera_check_result``'s."""
     from okr_assets.lib.table_checks import violations
 
     found = violations(fetch, model, rows, key, extra)

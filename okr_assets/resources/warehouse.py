@@ -394,7 +394,7 @@ class WarehouseResource(ConfigurableResource):
 
     def land_raw(self, rows: pd.DataFrame, run_id: str = "", files: Sequence[FileVersion] = (),
                  offsets: Sequence[OffsetRange] = (),
-                 audit: Callable[[LandResult, Callable[[ibis.Expr], pd.DataFrame]], None] | None = None,
+                 audit: Callable[[LandResult, Callable[..., pd.DataFrame]], None] | None = None,
                  ) -> LandResult:
         """Append rows to okr_raw, skipping any whose ``source_key`` already landed, and record
         the ``files`` and Kafka ``offsets`` they come from in the landing ledger, in one
@@ -457,7 +457,7 @@ class WarehouseResource(ConfigurableResource):
                                 inserted_by_file={f.sha256: by_file.get(f.sha256, 0) for f in files},
                                 after_raw_id=before, earlier_runs=earlier)
             if audit is not None:
-                audit(result, lambda expr: _normalise(backend.fetch(con, self.compile(expr))))
+                audit(result, lambda expr, inputs=None: _normalise(backend.fetch(con, self.compile(expr, inputs))))
         return result
 
     def record_file_versions(self, files: Sequence[FileVersion], run_id: str) -> None:
@@ -561,9 +561,10 @@ class WarehouseResource(ConfigurableResource):
         # Ibis starts a query with WITH when it has common table expressions of its own.
         return f"WITH {bound}, {sql[5:]}" if sql.startswith("WITH ") else f"WITH {bound} {sql}"
 
-    def fetch(self, expr: ibis.Expr) -> pd.DataFrame:
-        """The rows of a (small) expression's result: aggregates, metadata previews."""
-        return self.query(self.compile(expr))
+    def fetch(self, expr: ibis.Expr, inputs: Mapping[str, ibis.Table] | None = None) -> pd.DataFrame:
+        """The rows of a (small) expression's result: aggregates, metadata previews (``inputs``:
+        as for ``compile``)."""
+        return self.query(self.compile(expr, inputs))
 
     def insert_staged(self, name: str, expr: ibis.Table) -> None:
         """Append the rows of ``expr`` (the table's columns, in any order) to the staging twin of

@@ -24,7 +24,6 @@ from okr_assets.resources.landing import FileRead, NotLandableError
 from okr_assets.resources.warehouse import FileVersion, LandResult, OffsetRange
 
 if TYPE_CHECKING:
-    import ibis
     import pandas as pd
 
 OWNERS = ["team:okr-data-platform"]
@@ -178,10 +177,10 @@ def _cascade_unreported(context: AssetExecutionContext, warehouse: WarehouseReso
 
 
 def _audit(tally: _Tally, warehouse: WarehouseResource,
-           ) -> "Callable[[LandResult, Callable[[ibis.Expr], pd.DataFrame]], None]":
+           ) -> "Callable[[LandResult, Callable[..., pd.DataFrame]], None]":
     """The check of one landing batch, run in the warehouse inside its transaction before the commit."""
 
-    def audit(result: LandResult, fetch: "Callable[[ibis.Expr], pd.DataFrame]") -> None:
+    def audit(result: LandResult, fetch: "Callable[..., pd.DataFrame]") -> None:
         if tally.check is not None:
             tally.check.add(warehouse, result, fetch)
             if tally.check.failed:

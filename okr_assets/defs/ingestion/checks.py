@@ -19,7 +19,6 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 from okr_assets.defs.checking import engine_check_result, passed_check_result
 
 if TYPE_CHECKING:
-    import ibis
     import pandas as pd
 
     from okr_assets.resources import WarehouseResource
@@ -42,7 +41,7 @@ class LandedRowsCheck:
         self._failure: AssetCheckResult | None = None
 
     def add(self, warehouse: WarehouseResource, result: LandResult,
-            fetch: Callable[[ibis.Expr], pd.DataFrame]) -> None:
+            fetch: Callable[..., pd.DataFrame]) -> None:
         """Check one batch's inserted rows, inside its transaction (``fetch`` runs there)."""
         from okr_assets.lib.schemas import CHECK_KEYS, RawCheckins
 

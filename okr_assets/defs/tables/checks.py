@@ -52,12 +52,15 @@ def audit_range(
 
     staged = warehouse.table(table, staged=True)
     rows = staged.filter((staged[column] >= ibis.date(start)) & (staged[column] < ibis.date(end)))
-    extra = [Rule(ROW_RULE, f"{rule.reason.value}: {rule.summary}", ~rule.broken(rows, FIRST_PARTITION))
-             for rule in PROCESSED_RULES] if table == "okr_processed" else []
+
+    def contract(checked: ibis.Table) -> list[Rule]:
+        return [Rule(ROW_RULE, f"{rule.reason.value}: {rule.summary}", ~rule.broken(checked, FIRST_PARTITION))
+                for rule in PROCESSED_RULES] if table == "okr_processed" else []
+
     return engine_check_result(
         warehouse.fetch, TABLE_MODELS[table], rows, f"new rows of {table} {start} .. {end - dt.timedelta(days=1)}",
         CHECK_KEYS[table], AssetCheckSeverity.ERROR if spec.blocking else AssetCheckSeverity.WARN,
-        check_name=spec.name, asset_key=spec.asset_key, extra=extra)
+        check_name=spec.name, asset_key=spec.asset_key, extra=contract)
 
 
 def check_table(warehouse: WarehouseResource, table: str,

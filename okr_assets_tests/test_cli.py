@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from okr_assets.cli import main
+from okr_assets.defs.partitions import FIRST_PARTITION
 from okr_assets.lib.alerts import check_failure_alert, run_failure_alert
 from okr_assets.resources import AlertsResource, WarehouseResource
 
@@ -30,11 +31,10 @@ def test_summary_reads_the_configured_warehouse(warehouse_url: str, monkeypatch,
     monkeypatch.setenv("OKR_WAREHOUSE_URL", warehouse_url)  # an EnvVar in the resources, as deployed
     warehouse = WarehouseResource(url=warehouse_url)
     warehouse.setup()
-    day = pd.Timestamp("2025-07-10")
     warehouse.land_raw(pd.DataFrame({  # c1 twice: deduplicated once a newer version is accepted
         "checkin_id": ["c1", "c1", "c2"], "source": "kafka", "source_ref": ["t/0/1", "t/0/2", "t/0/3"],
-        "source_key": ["kafka:t:0:1", "kafka:t:0:2", "kafka:t:0:3"], "partition_date": day,
-        "ingested_at": pd.Timestamp("2025-07-10T12:00:00Z"), "run_id": "r1"}))
+        "source_key": ["kafka:t:0:1", "kafka:t:0:2", "kafka:t:0:3"],
+        "ingested_at": pd.Timestamp("2025-07-10T12:00:00Z"), "run_id": "r1"}), FIRST_PARTITION)
     # Landed but never processed: nothing accepted supersedes c1's older version, the accounting does
     # not add up, and the exit code says so.
     assert main(["summary"]) == 1

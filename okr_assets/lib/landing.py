@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from collections.abc import Sequence
 
@@ -12,7 +11,6 @@ import pandas as pd
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.lib.csv_reader import ROW_COLUMNS, ParsedCsv, payload_preview
 from okr_assets.lib.messages import parse_messages
-from okr_assets.lib.routing import route_partition_dates
 
 
 def sha256_of(data: bytes) -> str:
@@ -20,21 +18,20 @@ def sha256_of(data: bytes) -> str:
 
 
 def rows_from_file(
-    parsed: ParsedCsv, file_name: str, sha256: str, ingested_at: pd.Timestamp,
-    first_partition: dt.date, run_id: str,
+    parsed: ParsedCsv, file_name: str, sha256: str, ingested_at: pd.Timestamp, run_id: str,
 ) -> pd.DataFrame:
     """okr_raw rows for a parsed CSV. The idempotency key is the content hash and line, so
     re-landing the same bytes (under any name) adds nothing, while a changed file lands again
     and its repeated check-ins are deduplicated downstream by ``checkin_id``."""
-    return rows_from_files([(parsed, file_name, sha256)], ingested_at, first_partition, run_id)
+    return rows_from_files([(parsed, file_name, sha256)], ingested_at, run_id)
 
 
 def rows_from_files(
-    files: Sequence[tuple[ParsedCsv, str, str]], ingested_at: pd.Timestamp, first_partition: dt.date,
-    run_id: str,
+    files: Sequence[tuple[ParsedCsv, str, str]], ingested_at: pd.Timestamp, run_id: str,
 ) -> pd.DataFrame:
     """``rows_from_file`` for several parsed CSVs (parsed, file name, sha256) at once, in order:
-    one frame and one routing pass for a whole landing batch instead of one per file."""
+    one frame for a whole landing batch instead of one per file. The rows' partitions are decided
+    by the engine as they land (``WarehouseResource.land_raw``)."""
     # Column by column: pandas' concat of many frames with all-null columns is far slower.
     columns: dict[str, object] = {c: _concat([parsed.columns[c] for parsed, _, _ in files])
                                   for c in ROW_COLUMNS if c != "line"}
@@ -50,8 +47,6 @@ def rows_from_files(
         source_ref=_objects(refs),
         source_key=_objects(keys),
         ingested_at=pd.Series(ingested_at, index=range(n)).array,
-        partition_date=route_partition_dates(pd.Series(columns.get("checkin_at", _constant(None, n))),
-                                             ingested_at, first_partition).to_numpy(),
         run_id=_constant(run_id, n),
     )
     return pd.DataFrame(columns, copy=False)
@@ -83,7 +78,6 @@ def unreadable_file_row(
         source_ref=file_name,
         source_key=f"file:{sha256}:0",
         ingested_at=ingested_at,
-        partition_date=ingested_at.tz_convert(None).normalize(),
         landing_error=code,
         landing_error_message=f"{file_name}: {message}",
         raw_payload=payload_preview(data),
@@ -95,7 +89,7 @@ def unreadable_file_row(
 
 def rows_from_messages(
     messages: Sequence[tuple[int, int, bytes | None]], topic: str, epoch: int,
-    ingested_at: pd.Timestamp, first_partition: dt.date, run_id: str, max_bytes: int,
+    ingested_at: pd.Timestamp, run_id: str, max_bytes: int,
 ) -> pd.DataFrame:
     """okr_raw rows for Kafka messages given as (partition, offset, value).
 
@@ -107,7 +101,6 @@ def rows_from_messages(
     rows["source_ref"] = _objects([f"{topic}/{partition}/{offset}" for partition, offset, _ in messages])
     rows["source_key"] = _objects([f"kafka:{topic}:{epoch}:{partition}:{offset}" for partition, offset, _ in messages])
     rows["ingested_at"] = ingested_at
-    rows["partition_date"] = route_partition_dates(rows["checkin_at"], ingested_at, first_partition)
     rows["run_id"] = _constant(run_id, len(rows))
     return rows
 
@@ -127,7 +120,6 @@ def lost_range_rows(
             source_ref=f"{topic}/{partition}/{start}-{end - 1}",
             source_key=f"kafka-lost:{topic}:{epoch}:{partition}:{start}-{end - 1}",
             ingested_at=ingested_at,
-            partition_date=ingested_at.tz_convert(None).normalize(),
             landing_error="lost_before_landing",
             landing_error_message=f"{topic}/{partition}: offsets {start}..{end - 1} ({end - start} message(s)) "
                                   "were no longer held by the broker when they were read (deleted by retention "

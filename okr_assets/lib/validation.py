@@ -26,6 +26,7 @@ from okr_assets.lib.contract import (
     CHECKIN_COLUMNS,
     DATE_COLUMNS,
     ENUMS,
+    FUTURE_TOLERANCE_SECONDS,
     NUMERIC_COLUMNS,
     RFC3339_PATTERN,
     enum_lookup,
@@ -165,6 +166,26 @@ def _timestamp(c: str) -> list[Stage]:
         lambda t: {ts: t[TEXT + c].re_search(RFC3339_PATTERN).ifelse(t[TEXT + c].upper(), _null())},
         lambda t: {c: typed(t)},
     ]
+
+
+def routed(rows: ir.Table, first_partition: dt.date) -> ir.Table:
+    """``rows`` (landed text with ``ingested_at``) with ``partition_date``: the UTC date of the row's
+    ``checkin_at`` when that is a usable partition (it parses as the typing parses it, it is not
+    before ``first_partition`` and not in the future), otherwise the UTC date it was ingested.
+    Every row is therefore owned by exactly one okr_processed partition, which rejects it with its
+    reason if it must; and since landing routes by the same parser that types the row, an accepted
+    row's check-in date is always its partition's."""
+    import ibis
+
+    landed, text = "_routed_checkin_at", TEXT + "checkin_at"
+    t = rows.mutate(**{landed: rows.checkin_at, text: clean(rows.checkin_at)})
+    for stage in _timestamp("checkin_at"):
+        t = t.mutate(**stage(t))
+    at = t.checkin_at  # typed by the last stage
+    usable = (at.notnull() & (at.date() >= ibis.date(first_partition))
+              & (at <= t.ingested_at + ibis.interval(seconds=FUTURE_TOLERANCE_SECONDS)))
+    t = t.mutate(partition_date=usable.ifelse(at.date(), t.ingested_at.date()))
+    return t.mutate(checkin_at=t[landed]).drop(landed, text, *(c for c in t.columns if c.startswith("_t_")))
 
 
 def parse_enum(column: str, text: ir.StringValue) -> ir.StringValue:
@@ -366,6 +387,21 @@ def _as_raw(frame: pd.DataFrame, mine: bool) -> pd.DataFrame:
     out["partition_date"] = pd.to_datetime(frame["partition_date"]) if "partition_date" in frame else pd.NaT
     out["_mine_row"] = mine
     return out.reset_index(drop=True)
+
+
+def partition_dates(landed: pd.DataFrame, first_partition: dt.date) -> pd.Series:
+    """``routed``'s ``partition_date`` (midnight datetime64) of landed text rows (``checkin_at``
+    and ``ingested_at``), in row order: what landing decides for them in the warehouse."""
+    import pandas as pd
+
+    from okr_assets.lib.engine import on_frames
+
+    frame = pd.DataFrame({"checkin_at": landed["checkin_at"].astype("string[pyarrow]").array,  # text, even all null
+                          "ingested_at": pd.to_datetime(landed["ingested_at"], utc=True).to_numpy(),
+                          "_row": range(len(landed))})
+    out = on_frames(lambda landed: routed(landed, first_partition).select("_row", "partition_date"), ["_row"],
+                    cache_key=("routed", first_partition), landed=frame)
+    return pd.Series(pd.to_datetime(out["partition_date"]).to_numpy(), index=landed.index, name="partition_date")
 
 
 def validate_versions(raw: pd.DataFrame, first_partition: dt.date,

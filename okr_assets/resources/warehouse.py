@@ -392,14 +392,17 @@ class WarehouseResource(ConfigurableResource):
 
     # -- writes --------------------------------------------------------------------------------
 
-    def land_raw(self, rows: pd.DataFrame, run_id: str = "", files: Sequence[FileVersion] = (),
-                 offsets: Sequence[OffsetRange] = (),
+    def land_raw(self, rows: pd.DataFrame, first_partition: dt.date, run_id: str = "",
+                 files: Sequence[FileVersion] = (), offsets: Sequence[OffsetRange] = (),
                  audit: Callable[[LandResult, Callable[..., pd.DataFrame]], None] | None = None,
                  ) -> LandResult:
         """Append rows to okr_raw, skipping any whose ``source_key`` already landed, and record
         the ``files`` and Kafka ``offsets`` they come from in the landing ledger, in one
         transaction: the ledger says a file version or an offset landed exactly when its rows did.
 
+        ``partition_date`` is decided by the engine as the rows are inserted
+        (``okr_assets.lib.validation.routed``, from each row's ``checkin_at`` and ``ingested_at``
+        and ``first_partition``): a ``partition_date`` in ``rows`` is not used.
         ``raw_id`` is assigned in row order after the current maximum, inside the write
         transaction (which holds the table's write lock), so it orders versions of a check-in by
         ingestion even when two landing runs commit at the same time. A row is skipped by an
@@ -412,24 +415,30 @@ class WarehouseResource(ConfigurableResource):
 
         The partitions touched and the rows per file are counted by the database over the new rows.
         """
+        import ibis
         import numpy as np
+
+        from okr_assets.lib.validation import routed
 
         t = TABLES["okr_raw"]
         types = [(c, sql) for c, sql in _sql_columns("okr_raw") if c != "raw_id"]
         cols = [c for c, _ in types]
-        frame = _columns_of(rows, cols)
+        given = [(c, sql) for c, sql in types if c != "partition_date"]
+        frame = _columns_of(rows, [c for c, _ in given])
         frame["_rn"] = np.arange(1, len(frame) + 1, dtype=np.int64)
         collist = ", ".join(quote(c) for c in cols)
+        incoming = ibis.table({**{c: _IBIS_TYPES[sql] for c, sql in given}, "_rn": "int64"}, name="okr_incoming")
+        routed_rows = self.compile(routed(incoming, first_partition).select(*cols, "_rn"))
         backend = self.backend
         with self.transaction() as con:
             backend.lock_exclusive_writes(con, t.qualified)
             before = int(backend.fetch(con, f"SELECT coalesce(max(raw_id), 0) AS n FROM {t.qualified}")["n"].iloc[0])
-            backend.stage(con, "okr_incoming", frame, [*types, ("_rn", "BIGINT")])
+            backend.stage(con, "okr_incoming", frame, [*given, ("_rn", "BIGINT")])
             # raw_id comes from each row's position (_rn), so no ORDER BY: sorting every column of
             # the batch cost DuckDB ~0.6 s per million rows, for a physical order nothing reads.
             backend.execute(
                 con,
-                f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn FROM okr_incoming i "
+                f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn FROM ({routed_rows}) i "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {t.qualified} r WHERE r.source_key = i.source_key)", [before])
             inserted = int(backend.fetch(con, f"SELECT count(*) AS n FROM {t.qualified} WHERE raw_id > ?",
                                          [before])["n"].iloc[0])

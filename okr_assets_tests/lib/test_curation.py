@@ -7,8 +7,7 @@ import pytest
 
 from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.quarters import quarter_end, quarter_start
-from okr_assets.lib.routing import route_partition_dates
-from okr_assets.lib.validation import validate_checkins
+from okr_assets.lib.validation import partition_dates, validate_checkins
 from okr_assets_tests.lib.test_table_checks import assert_valid
 from okr_assets_tests.lib.test_validation import FIRST, frame
 
@@ -59,8 +58,9 @@ def test_quarters() -> None:
 
 def test_routing_sends_unusable_dates_to_the_ingest_day() -> None:
     ingested = pd.Timestamp("2025-08-01T12:00:00Z")
-    days = route_partition_dates(
-        pd.Series(["2025-07-15T23:30:00-02:00", "garbage", None, "2023-05-01T00:00:00Z",
-                   "2025-09-01T00:00:00Z"]), ingested, dt.date(2024, 1, 1))
+    landed = pd.DataFrame({"checkin_at": ["2025-07-15T23:30:00-02:00", "garbage", None, "2023-05-01T00:00:00Z",
+                                          "2025-09-01T00:00:00Z", " 2025-07-20t10:00:00z "],
+                           "ingested_at": ingested})
+    days = partition_dates(landed, dt.date(2024, 1, 1))
     assert [d.date().isoformat() for d in days] == [
-        "2025-07-16", "2025-08-01", "2025-08-01", "2025-08-01", "2025-08-01"]
+        "2025-07-16", "2025-08-01", "2025-08-01", "2025-08-01", "2025-08-01", "2025-07-20"]

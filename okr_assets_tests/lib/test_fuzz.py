@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from okr_assets.lib.contract import CHECKIN_COLUMNS, REJECT_REASON_CODES
 from okr_assets.lib.csv_reader import UnreadableFileError, read_checkin_csv
 from okr_assets.lib.landing import rows_from_file, rows_from_messages, sha256_of, unreadable_file_row
-from okr_assets.lib.validation import validate_versions
+from okr_assets.lib.validation import partition_dates, validate_versions
 from okr_assets_tests.conftest import checkin
 from okr_assets_tests.lib.test_table_checks import assert_valid
 
@@ -70,6 +70,7 @@ def fuzzed_checkins(draw: st.DrawFn) -> list[dict]:
 def _process(landed: pd.DataFrame) -> None:
     """What process_checkins does with a partition's rows, with the invariants it must keep."""
     landed = landed.reset_index(drop=True).assign(raw_id=range(1, len(landed) + 1))
+    landed["partition_date"] = partition_dates(landed, FIRST)  # as landing routes them in the warehouse
     for column in landed.columns:  # what a warehouse text column can store
         if landed[column].dtype == object:
             assert landed[column].map(lambda v: not isinstance(v, str) or _storable(v)).all(), column
@@ -78,6 +79,9 @@ def _process(landed: pd.DataFrame) -> None:
     assert sum(result.deduplicated_by_kind().values()) == len(result.superseded)
     assert set(result.rejects["reason"]) <= set(REJECT_REASON_CODES)
     assert result.rejects["message"].notna().all()
+    # An accepted row's check-in date is the partition landing gave it (the publish replaces ranges).
+    routed = landed.set_index("raw_id")["partition_date"]
+    assert (result.accepted["checkin_date"].to_numpy() == routed.loc[result.accepted["raw_id"]].to_numpy()).all()
     assert_valid("okr_processed", result.accepted)
     assert_valid("okr_rejects", result.rejects)
 
@@ -88,7 +92,7 @@ def _land_file(data: bytes) -> pd.DataFrame:
         parsed = read_checkin_csv(data)
     except UnreadableFileError as exc:
         return unreadable_file_row("fuzz.csv", digest, data, exc.code, str(exc), INGESTED, "run")
-    return rows_from_file(parsed, "fuzz.csv", digest, INGESTED, FIRST, "run")
+    return rows_from_file(parsed, "fuzz.csv", digest, INGESTED, "run")
 
 
 @FUZZ
@@ -147,6 +151,6 @@ def payloads(draw: st.DrawFn) -> bytes | None:
 @given(st.lists(payloads(), min_size=1, max_size=10))
 def test_fuzzed_kafka_payloads(values: list[bytes | None]) -> None:
     messages = [(i % 3, i, v) for i, v in enumerate(values)]
-    landed = rows_from_messages(messages, "okr_raw_ingest", 0, INGESTED, FIRST, "run", max_bytes=4096)
+    landed = rows_from_messages(messages, "okr_raw_ingest", 0, INGESTED, "run", max_bytes=4096)
     assert len(landed) == len(values) and landed["source_key"].is_unique
     _process(landed)

@@ -261,3 +261,11 @@ def test_a_confidence_no_integer_can_hold_is_rejected_not_a_failed_cast() -> Non
     result = validate_checkins(frame({"confidence": "9.223372036854776e+18"}, {}), FIRST)
     assert result.rejects["reason"].tolist() == [RejectReason.CONFIDENCE_OUT_OF_RANGE.value]
     assert len(result.accepted) == 1
+
+
+def test_a_progress_no_integer_can_hold_is_rejected_with_its_value_in_words() -> None:
+    """Found by test_fuzz: the reject sentence printed a huge progress through a 64-bit floor."""
+    result = validate_checkins(frame({"value": "-2.1728997e+127"}, {"value": "710"}), FIRST)
+    assert result.rejects["reason"].tolist() == [RejectReason.PROGRESS_OUT_OF_RANGE.value] * 2
+    messages = result.rejects["message"].tolist()
+    assert "progress -2.1728997e+125 " in messages[0] and "progress 7.0 " in messages[1]

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from okr_assets.defs.partitions import FIRST_PARTITION as FIRST
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.resources import WarehouseResource
 from okr_assets.resources.warehouse_backends import to_pyformat
@@ -32,7 +33,7 @@ def _raw_rows(keys: range, tag: str = "x") -> pd.DataFrame:
         row: dict[str, object] = dict.fromkeys(CHECKIN_COLUMNS)
         row.update(checkin_id=f"c{k}", comment=TRICKY_TEXT[k % len(TRICKY_TEXT)], value=str(k),
                    source="kafka", source_ref=f"t/0/{k}", source_key=f"kafka:t:0:{k}",
-                   ingested_at=now, partition_date=pd.Timestamp("2025-07-10"), run_id=tag)
+                   ingested_at=now, run_id=tag)  # no check-in time: routed to the ingest day
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -91,7 +92,7 @@ def test_values_survive_the_bulk_load_exactly(warehouse_url: str) -> None:
     warehouse = WarehouseResource(url=warehouse_url)
     warehouse.setup()
     frame = _raw_rows(range(1, 25))
-    result = warehouse.land_raw(frame, run_id="r1")
+    result = warehouse.land_raw(frame, FIRST, run_id="r1")
     assert result.inserted == 24 and result.touched_partitions == {"2025-07-10"}
     back = warehouse.query("SELECT * FROM okr_raw.okr_raw ORDER BY raw_id")
     assert back["raw_id"].tolist() == list(range(1, 25))
@@ -108,8 +109,8 @@ def test_values_survive_the_bulk_load_exactly(warehouse_url: str) -> None:
 def test_landing_the_same_rows_again_adds_nothing(warehouse_url: str) -> None:
     warehouse = WarehouseResource(url=warehouse_url)
     warehouse.setup()
-    assert warehouse.land_raw(_raw_rows(range(10))).inserted == 10
-    again = warehouse.land_raw(_raw_rows(range(5, 15)))
+    assert warehouse.land_raw(_raw_rows(range(10)), FIRST).inserted == 10
+    again = warehouse.land_raw(_raw_rows(range(5, 15)), FIRST)
     assert again.inserted == 5 and warehouse.count("okr_raw") == 15
 
 
@@ -137,14 +138,14 @@ def test_setup_drops_an_index_no_query_uses_any_more(warehouse_url: str) -> None
 
 
 _LAND_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import datetime as dt, sys, time
     from okr_assets.resources import WarehouseResource
     from okr_assets_tests.resources.test_warehouse import _raw_rows
     url, start, stop, tag, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
     frames = [_raw_rows(range(i, min(i + 500, stop)), tag) for i in range(start, stop, 500)]
     time.sleep(max(0.0, go - time.time()))  # both writers start together
     warehouse = WarehouseResource(url=url)
-    print(sum(warehouse.land_raw(f, run_id=tag).inserted for f in frames))
+    print(sum(warehouse.land_raw(f, dt.date(2024, 1, 1), run_id=tag).inserted for f in frames))
 """)
 
 
@@ -284,7 +285,7 @@ def test_any_text_round_trips_through_the_bulk_load(warehouse_url: str, comments
     warehouse.setup()
     frame = _raw_rows(range(len(comments))).assign(comment=comments, run_id=uuid.uuid4().hex)
     frame["source_key"] = frame["source_key"] + ":" + frame["run_id"]
-    warehouse.land_raw(frame)
+    warehouse.land_raw(frame, FIRST)
     back = warehouse.query("SELECT comment FROM okr_raw.okr_raw WHERE run_id = ? ORDER BY raw_id",
                            [frame["run_id"][0]])
     assert [None if pd.isna(v) else v for v in back["comment"]] == comments

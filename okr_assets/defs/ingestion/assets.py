@@ -290,7 +290,7 @@ def _file_batches(
             files = list(group)
             if readable:
                 frames.append(rows_from_files([(parsed, v.name, v.sha256) for v, parsed in files],
-                                              ingested_at, FIRST_PARTITION, run_id))
+                                              ingested_at, run_id))
             else:
                 frames.extend(row for _, row in files)
         batch.files = [v for v, _ in items]
@@ -354,7 +354,8 @@ def _land_file_batch(context: AssetExecutionContext, batch: _FileBatch, warehous
                      tally: _Tally) -> None:
     """Land a batch of files in one transaction, checked before it commits."""
     rows = batch.rows
-    result = warehouse.land_raw(rows, run_id=context.run.run_id, files=batch.files, audit=_audit(tally, warehouse))
+    result = warehouse.land_raw(rows, FIRST_PARTITION, run_id=context.run.run_id, files=batch.files,
+                                audit=_audit(tally, warehouse))
     tally.earlier_runs |= result.earlier_runs
     tally.rows_landed += result.inserted
     tally.rows_seen += len(rows)
@@ -391,7 +392,7 @@ def _land_kafka(
         for r in ranges:
             read = kafka.read_range(r.topic, r.partition, r.start, r.end)
             rows = rows_from_messages([(m.partition, m.offset, m.value) for m in read.messages], r.topic, r.epoch,
-                                      ingested_at, FIRST_PARTITION, run_id, kafka.max_message_bytes)
+                                      ingested_at, run_id, kafka.max_message_bytes)
             offsets = [m.offset for m in read.messages]
             ledger = [OffsetRange(r.topic, r.epoch, r.partition, lo, hi, sum(lo <= o < hi for o in offsets))
                       for lo, hi in uncovered(r.start, r.end, read.lost)]
@@ -406,7 +407,8 @@ def _land_kafka(
     with overlapped(parsed_ranges(), name="okr-raw-kafka-reader") as read:
         for r, rows, ledger, lost, messages in read:
             label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
-            result = warehouse.land_raw(rows, run_id=run_id, offsets=ledger, audit=_audit(tally, warehouse))
+            result = warehouse.land_raw(rows, FIRST_PARTITION, run_id=run_id, offsets=ledger,
+                                       audit=_audit(tally, warehouse))
             tally.earlier_runs |= result.earlier_runs
             tally.rows_landed += result.inserted
             tally.rows_seen += len(rows)

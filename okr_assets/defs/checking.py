@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pa
 
-    from okr_assets.lib.table_checks import Rule
+    from okr_assets.lib.table_checks import Predicate
 
 
 def pandera_check_result(
@@ -82,7 +82,7 @@ def engine_check_result(
     fetch: "Callable[[ibis.Expr, Mapping[str, ibis.Table]], pd.DataFrame]", model: "type[pa.DataFrameModel]",
     rows: "ibis.Table", scope: str, key: "Sequence[str]", severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
     check_name: str | None = None, asset_key: AssetKey | None = None,
-    extra: "Callable[[ibis.Table], Sequence[Rule]]" = lambda _: (),
+    extra: "Callable[[ibis.Table], Sequence[Predicate]]" = lambda _: (),
 ) -> AssetCheckResult:
     """Check ``rows`` (an expression ``fetch(expression, inputs)`` runs in the warehouse) against
     ``model`` and the rules ``extra`` gives, where they are stored; failures are named by the

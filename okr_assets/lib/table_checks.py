@@ -19,8 +19,6 @@ model (``sql_columns``), so the engine already holds them to it.
 
 from __future__ import annotations
 
-import functools
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,7 +34,7 @@ EXAMPLE_ROWS = 5
 
 
 @dataclass(frozen=True)
-class Rule:
+class Predicate:
     """One rule of a model on the checked rows: ``column`` (or ``ROW_RULE``), Pandera's name for
     the check (``not_nullable``, ``field_uniqueness``, ``isin(...)``, a row rule's name) and the
     predicate, True where a row keeps it."""
@@ -66,30 +64,30 @@ _BUILTIN: dict[str, Callable[..., Any]] = {
 }
 
 
-def rules(model: type[pa.DataFrameModel], rows: ibis.Table) -> list[Rule]:
+def rules(model: type[pa.DataFrameModel], rows: ibis.Table) -> list[Predicate]:
     """Every rule of ``model`` on ``rows``, in the order Pandera would report them."""
     import ibis
 
     from okr_assets.lib.schemas import row_rules
 
-    out: list[Rule] = []
+    out: list[Predicate] = []
     for name, column in model.to_schema().columns.items():
         c = rows[name]
         if not column.nullable:
-            out.append(Rule(name, "not_nullable", c.notnull()))
+            out.append(Predicate(name, "not_nullable", c.notnull()))
         if column.unique:
-            out.append(Rule(name, "field_uniqueness",
+            out.append(Predicate(name, "field_uniqueness",
                             c.isnull() | (c.isnull().count().over(ibis.window(group_by=c)) == 1)))
         for check in column.checks:
             if check.name not in _BUILTIN:
                 raise NotImplementedError(f"{model.__name__}.{name}: Pandera check {check.name!r} has no engine "
                                           "predicate in okr_assets.lib.table_checks._BUILTIN")
             holds = _BUILTIN[check.name](c, **check.statistics)
-            out.append(Rule(name, str(check.error), c.isnull() | holds if check.ignore_na else holds))
+            out.append(Predicate(name, str(check.error), c.isnull() | holds if check.ignore_na else holds))
     if model.to_schema().checks:
         raise NotImplementedError(f"{model.__name__} has pandas @dataframe_check rules: declare them with @row_rule "
                                   "to check the table in the engine")
-    out += [Rule(ROW_RULE, rule.name, rule.holds(rows)) for rule in row_rules(model)]
+    out += [Predicate(ROW_RULE, rule.name, rule.holds(rows)) for rule in row_rules(model)]
     return out
 
 
@@ -112,7 +110,7 @@ CHECKED = "okr_checked_rows"  # the unbound table a check's expressions are buil
 
 def violations(fetch: Callable[[ibis.Expr, Mapping[str, ibis.Table]], pd.DataFrame],
                model: type[pa.DataFrameModel], rows: ibis.Table, key: Sequence[str],
-               extra: Callable[[ibis.Table], Sequence[Rule]] = lambda _: ()) -> Violations:
+               extra: Callable[[ibis.Table], Sequence[Predicate]] = lambda _: ()) -> Violations:
     """Check ``rows`` against ``model`` (and the rules ``extra`` gives for the checked table) in the
     engine that ``fetch(expression, inputs)`` runs expressions on. Failures are named by ``key``:
     the columns a user finds a row by. The expressions are built on an unbound table ``CHECKED``
@@ -122,10 +120,10 @@ def violations(fetch: Callable[[ibis.Expr, Mapping[str, ibis.Table]], pd.DataFra
     import pandas as pd
 
     inputs = {CHECKED: rows}
-    rows = ibis.table(rows.schema(), name=CHECKED)
-    checked = [*rules(model, rows), *extra(rows)]
+    unbound = ibis.table(rows.schema(), name=CHECKED)
+    checked = [*rules(model, unbound), *extra(unbound)]
     ok = [f"_ok{i}" for i in range(len(checked))]
-    marked = rows.mutate(**{name: rule.holds.fill_null(False) for name, rule in zip(ok, checked, strict=True)})
+    marked = unbound.mutate(**{name: rule.holds.fill_null(False) for name, rule in zip(ok, checked, strict=True)})
     counts = fetch(marked.aggregate(n=marked.count(), **{
         f"_bad{i}": (~marked[name]).ifelse(1, 0).sum().coalesce(0) for i, name in enumerate(ok)}), inputs).iloc[0]
     counts = {k: int(v) for k, v in counts.items()}  # an engine's big-integer sums can arrive as text
@@ -147,7 +145,8 @@ def violations(fetch: Callable[[ibis.Expr, Mapping[str, ibis.Table]], pd.DataFra
         cases += [{"column": rule.column, "check": rule.check, label: _key(row, key),
                    "failure_case": row["failure_case"]} for _, row in found.iterrows()]
     broken = ibis.or_(*(~marked[ok[i]] for i in failing))
-    examples = fetch(marked.filter(broken).select(*rows.columns).order_by(list(key)).limit(EXAMPLE_ROWS), inputs)
+    examples = fetch(marked.filter(broken).select(*unbound.columns).order_by(list(key)).limit(EXAMPLE_ROWS),
+                     inputs)
     return Violations(rows_checked=counts["n"], by_rule=by_rule, cases=pd.DataFrame(cases), examples=examples)
 
 
@@ -157,39 +156,14 @@ def _key(row: pd.Series, key: Sequence[str]) -> str:
 
 def on_frame(table: str, frame: pd.DataFrame) -> Violations:
     """``violations`` of a DataFrame holding rows of ``table`` (dates as midnight datetime64, as
-    pandas carries them), in an in-memory DuckDB: how the model code and the tests check the
-    frames they build, with the rules the warehouse checks the stored table with."""
-    import duckdb
-    import ibis
-
+    pandas carries them), in an in-memory DuckDB (``okr_assets.lib.engine.in_memory``): how the
+    model code and the tests check the frames they build, with the rules the warehouse checks the
+    stored table with."""
+    from okr_assets.lib.engine import in_memory
     from okr_assets.lib.schemas import CHECK_KEYS, TABLE_MODELS, sql_columns
-    from okr_assets.resources.warehouse_backends import arrow_to_frame
 
     model = TABLE_MODELS[table]
-    dates = [c for c, sql in sql_columns(model) if sql == "DATE" and c in frame.columns]
-    db = duckdb.connect()
-    try:
-        db.execute("SET TimeZone = 'UTC'")
-        db.register("checked_frame", frame)
-        casts = ", ".join(f'CAST("{c}" AS DATE) AS "{c}"' for c in dates)
-        db.execute(f'CREATE TEMP TABLE "{CHECKED}" AS SELECT * {f"REPLACE ({casts})" if casts else ""} '
-                   "FROM checked_frame")
-        rows = ibis.duckdb.from_connection(db).table(CHECKED)
-
-        def fetch(expr: ibis.Expr, inputs: Mapping[str, ibis.Table]) -> pd.DataFrame:
-            # The checked table is in this database under the name the expressions use: no binding.
-            with warnings.catch_warnings():  # as in okr_assets.lib.engine.on_frames
-                warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
-                return arrow_to_frame(db.execute(_duckdb_sql(expr.op())).to_arrow_table())
-
-        return violations(fetch, model, rows, CHECK_KEYS[table])
-    finally:
-        db.close()
-
-
-@functools.lru_cache(maxsize=256)
-def _duckdb_sql(node: Any) -> str:
-    # Compiling the check of a model takes Ibis a few tenths of a second; a test checks many frames.
-    import ibis
-
-    return ibis.to_sql(node.to_expr(), dialect="duckdb")
+    dates = tuple(c for c, sql in sql_columns(model) if sql == "DATE")
+    with in_memory(dates, **{CHECKED: frame}) as mem:
+        # The checked rows are in this database under the name the expressions use: no binding.
+        return violations(lambda expr, inputs: mem.fetch(expr), model, mem.table(CHECKED), CHECK_KEYS[table])

@@ -48,13 +48,13 @@ def audit_range(
     from okr_assets.defs.partitions import FIRST_PARTITION
     from okr_assets.lib.rules import PROCESSED_RULES
     from okr_assets.lib.schemas import CHECK_KEYS, TABLE_MODELS
-    from okr_assets.lib.table_checks import ROW_RULE, Rule
+    from okr_assets.lib.table_checks import ROW_RULE, Predicate
 
     staged = warehouse.table(table, staged=True)
     rows = staged.filter((staged[column] >= ibis.date(start)) & (staged[column] < ibis.date(end)))
 
-    def contract(checked: ibis.Table) -> list[Rule]:
-        return [Rule(ROW_RULE, f"{rule.reason.value}: {rule.summary}", ~rule.broken(checked, FIRST_PARTITION))
+    def contract(checked: ibis.Table) -> list[Predicate]:
+        return [Predicate(ROW_RULE, f"{rule.reason.value}: {rule.summary}", ~rule.broken(checked, FIRST_PARTITION))
                 for rule in PROCESSED_RULES] if table == "okr_processed" else []
 
     return engine_check_result(

@@ -55,6 +55,10 @@ def test_landed_rows_that_break_the_model_fail_the_run(okr_home: Path, resources
     assert "source" in evaluation.metadata["failures_by_rule"].value
     assert "ftp" in evaluation.metadata["failure_cases"].value
     assert evaluation.metadata["rows_checked"].value == 4
+    # Checked inside the landing transaction: none of the batch's rows, and no ledger entry, committed.
+    warehouse = resources["warehouse"]
+    assert warehouse.count("okr_raw") == 0
+    assert warehouse.query("SELECT count(*) AS n FROM okr_raw.landed_files")["n"][0] == 0
 
 
 def _batch(raw_ids: list[int], keys: list[str]) -> pd.DataFrame:

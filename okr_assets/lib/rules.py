@@ -66,7 +66,7 @@ def decimal_text(value: ir.FloatingValue) -> ir.StringValue:
     """A float as Python prints it (``7.0``, ``12.35``, ``1e+20``), on every engine: DuckDB's text
     of a double already is; PostgreSQL drops the ``.0`` of a whole number, which is added back."""
     # Ibis floors to a 64-bit integer: clipped first, so a value beyond its range (a progress of
-    # -2e125, found by test_fuzz) is not cast, it is printed as a double.
+    # -2e125 is a valid double) is never cast; it is printed as a double.
     near = value.clip(lower=-1e15, upper=1e15)
     whole = (value.abs() < 1e15) & (near == near.floor())
     return whole.ifelse(near.cast("int64").cast("string") + ".0", value.cast("string"))

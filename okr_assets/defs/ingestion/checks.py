@@ -68,8 +68,8 @@ class LandedRowsCheck:
             failure = self._failure
             return AssetCheckResult(
                 check_name=OKR_RAW_SCHEMA.name, passed=False, severity=failure.severity,
-                description=f"{failure.description} (batch {self.batches} of {self.batches}; "
-                            "that batch was rolled back, none of its rows landed)",
+                description=f"{failure.description} (batch {self.batches}, the last one landing tried: it was "
+                            "rolled back, none of its rows landed)",
                 metadata={**failure.metadata, "scope": self.scope, "rows_checked": self.rows_checked})
         repeated = self._repeated(warehouse) if self.batches else {"raw_id": 0, "source_key": 0}
         if any(repeated.values()):

@@ -1,9 +1,14 @@
-"""Read one check-in CSV export into text rows, keeping every row and its line number.
+"""Read one check-in CSV export into text rows, keeping every row and the line it starts on.
 
-We parse with the standard library's ``csv`` module rather than ``pandas.read_csv``: pandas'
-C parser cannot report a row with the wrong number of fields together with its line number
-(it either raises for the whole file or drops the row), and every row must be either landed
-or rejected with a reason. ``csv`` implements RFC 4180 quoting, including quoted newlines.
+Two readers, one result. Arrow's CSV reader (C++, no GIL held) reads a well-formed file: every
+quote opens or closes a quoted field (RFC 4180, doubled quotes inside), no lone carriage return,
+every row as wide as the header. Then a row's first line is known without parsing it: a newline
+ends a row exactly when an even number of quotes precede it, which ``numpy`` counts over the
+bytes. Any other file is read by the standard library's ``csv`` module, which reports each row's
+line and keeps rows of the wrong width (``malformed_row``) in their place; neither Arrow's nor
+DuckDB's reader reports the line of an accepted row, and pandas' drops or raises for a short one.
+Both readers give the same rows for a well-formed file (``test_csv_reader`` checks that on
+generated files).
 """
 
 from __future__ import annotations
@@ -13,17 +18,21 @@ import io
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS, RejectReason
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
 
 # Columns every landed row carries besides the contract's text columns.
 ROW_COLUMNS: tuple[str, ...] = (*CHECKIN_COLUMNS, "extra", "line", "landing_error", "landing_error_message",
                                 "raw_payload")
 RAW_PAYLOAD_LIMIT = 2000
+_BOM = b"\xef\xbb\xbf"
+_QUOTE, _COMMA, _LF, _CR = 34, 44, 10, 13
 
 
 def payload_preview(data: bytes) -> str:
@@ -42,7 +51,7 @@ class UnreadableFileError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedCsv:
-    columns: dict[str, np.ndarray]  # ROW_COLUMNS -> one array each
+    columns: dict[str, pa.Array]  # ROW_COLUMNS -> one Arrow array each ("line": int64, the rest text)
     extra_columns: tuple[str, ...]
     malformed_rows: int
 
@@ -52,18 +61,21 @@ class ParsedCsv:
 
     @cached_property
     def rows(self) -> pd.DataFrame:
-        """One text row per check-in (``ROW_COLUMNS``); built on first use, landing reads ``columns``."""
-        return pd.DataFrame(self.columns, columns=list(ROW_COLUMNS), copy=False)
+        """One text row per check-in (``ROW_COLUMNS``), as a DataFrame; landing reads ``columns``."""
+        import pyarrow as pa
+
+        return pa.table(self.columns).to_pandas()
 
 
-def _decode(data: bytes) -> str:
-    try:
-        # utf-8-sig tolerates (and strips) a byte-order mark.
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFileError(
-            f"not UTF-8: undecodable byte 0x{data[exc.start]:02x} at offset {exc.start}"
-        ) from None
+@dataclass(frozen=True)
+class _Header:
+    names: list[str]
+    positions: list[int]  # of the contract's columns, in CHECKIN_COLUMNS order
+    extras: list[tuple[int, str]]  # (position, name) of the other named columns
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
 
 
 def read_checkin_csv(data: bytes) -> ParsedCsv:
@@ -76,28 +88,138 @@ def read_checkin_csv(data: bytes) -> ParsedCsv:
     text = _decode(data)
     if "\x00" in text:
         raise UnreadableFileError("not a CSV text file: it contains NUL bytes")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    body = data[len(_BOM):] if data.startswith(_BOM) else data
+    return _read_well_formed(body) or _read_with_csv_module(text)
+
+
+def _decode(data: bytes) -> str:
     try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise UnreadableFileError(f"not CSV: {exc}") from None
-    if not header or all(not h.strip() for h in header):
+        # utf-8-sig tolerates (and strips) a byte-order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(
+            f"not UTF-8: undecodable byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from None
+
+
+def _header(fields: list[str] | None) -> _Header:
+    if not fields or all(not h.strip() for h in fields):
         raise UnreadableFileError("empty file: no header line")
-    header = [h.strip() for h in header]
-    missing = [c for c in CHECKIN_COLUMNS if c not in header]
+    names = [h.strip() for h in fields]
+    missing = [c for c in CHECKIN_COLUMNS if c not in names]
     if missing:
         shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
         raise UnreadableFileError(
             f"wrong header: {len(missing)} contract column(s) missing ({shown}); "
-            f"first header fields were {header[:5]!r}"
+            f"first header fields were {names[:5]!r}"
         )
-    duplicated = sorted({h for h in header if header.count(h) > 1 and h})
+    duplicated = sorted({h for h in names if names.count(h) > 1 and h})
     if duplicated:
         raise UnreadableFileError(f"wrong header: duplicated column(s) {duplicated}")
+    return _Header(names, [names.index(c) for c in CHECKIN_COLUMNS],
+                   [(i, h) for i, h in enumerate(names) if h not in CHECKIN_COLUMNS and h])
 
-    positions = [header.index(c) for c in CHECKIN_COLUMNS]
-    extras = [(i, h) for i, h in enumerate(header) if h not in CHECKIN_COLUMNS and h]
-    width = len(header)
+
+def _extra_json(header: _Header, values: list[list[str]]) -> list[str]:
+    """The header's other columns of each row, as JSON text (``values``: one list per extra)."""
+    names = [h for _, h in header.extras]
+    return [json.dumps(dict(zip(names, row, strict=True)), ensure_ascii=False) for row in zip(*values, strict=True)]
+
+
+# -- the fast reader: Arrow, for well-formed files ------------------------------------------------
+
+
+def _read_well_formed(data: bytes) -> ParsedCsv | None:
+    """The file read by Arrow with each row's first line, or None when it is not well-formed
+    (see the module docstring) and the ``csv`` module must read it."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    b = np.frombuffer(data, dtype=np.uint8)
+    n = len(b)
+    if not n:
+        _header(None)
+    quotes = np.flatnonzero(b == _QUOTE)
+    newlines = np.flatnonzero(b == _LF)
+    if len(quotes) % 2 or np.count_nonzero(b == _CR) != np.count_nonzero(b[newlines[newlines > 0] - 1] == _CR):
+        return None  # a quoted field runs to the end, or a lone \r (a line end for ``csv``)
+    if len(quotes):
+        before, after = _neighbours(b, quotes)
+        adjacent_prev = np.r_[False, np.diff(quotes) == 1]
+        adjacent_next = np.r_[np.diff(quotes) == 1, False]
+        opening = np.arange(len(quotes)) % 2 == 0  # an even number of quotes before it
+        ok = np.where(opening,
+                      np.isin(before, (_COMMA, _LF, -1)) | ((before == _QUOTE) & adjacent_prev),
+                      np.isin(after, (_COMMA, _LF, _CR, -1)) | ((after == _QUOTE) & adjacent_next))
+        if not ok.all():
+            return None  # a quote inside an unquoted field, or text after a closing quote
+    ends_row = np.searchsorted(quotes, newlines) % 2 == 0
+    terminators = newlines[ends_row]
+    starts = np.r_[0, terminators + 1]
+    stops = np.r_[terminators, n]
+    first_lines = np.r_[1, np.flatnonzero(ends_row) + 2]  # the line each row starts on
+    commas = np.flatnonzero(b == _COMMA)
+    delimiters = commas[np.searchsorted(quotes, commas) % 2 == 0]
+    widths = np.bincount(np.searchsorted(terminators, delimiters), minlength=len(starts)) + 1
+    length = stops - starts
+    blank = (length == 0) | ((length == 1) & (b[np.minimum(starts, n - 1)] == _CR))  # "" or "\r": no fields
+
+    first = data[starts[0]:stops[0]].decode("utf-8")
+    header = _header(None if blank[0] else next(csv.reader(io.StringIO(first, newline=""), strict=False), None))
+    rows = ~blank
+    rows[0] = False
+    if (widths[rows] != header.width).any():
+        return None  # a row of the wrong width: the csv reader keeps it as malformed_row, with its line
+    names = [f"c{i}" for i in range(header.width)]
+    body = data[stops[0] + 1:] if len(starts) > 1 else b""
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
+            # Only an empty field is null: Arrow's default null markers ("NA", "null", ...) are text here.
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[""],
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True))
+    except pa.ArrowInvalid:
+        return None
+    lines = first_lines[rows]
+    if table.num_rows != len(lines):
+        return None
+    count = table.num_rows
+    columns: dict[str, Any] = {c: table.column(p).combine_chunks() for c, p in zip(CHECKIN_COLUMNS, header.positions,
+                                                                                   strict=True)}
+    columns["extra"] = (pa.array(_extra_json(header, [table.column(p).fill_null("").to_pylist()
+                                                      for p, _ in header.extras]), pa.string())
+                        if header.extras else pa.nulls(count, pa.string()))
+    columns["line"] = pa.array(lines.astype(np.int64))
+    for column in ("landing_error", "landing_error_message", "raw_payload"):
+        columns[column] = pa.nulls(count, pa.string())
+    return ParsedCsv({c: columns[c] for c in ROW_COLUMNS}, tuple(h for _, h in header.extras), 0)
+
+
+def _neighbours(b: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes before and after each position in ``at`` (-1 beyond either end of the file)."""
+    import numpy as np
+
+    padded = np.r_[np.int16(-1), b.astype(np.int16), np.int16(-1)]
+    return padded[at], padded[at + 2]
+
+
+# -- the exact reader: the csv module, for every other file ----------------------------------------
+
+
+def _read_with_csv_module(text: str) -> ParsedCsv:
+    """Any decodable file, row by row, with ``csv``'s RFC 4180 quoting (``strict=False``: a stray
+    quote is text) and each row's first line; rows of the wrong width are kept as malformed."""
+    import pyarrow as pa
+
+    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    try:
+        first = next(reader, None)
+    except csv.Error as exc:
+        raise UnreadableFileError(f"not CSV: {exc}") from None
+    header = _header(first)
     records: list[list[str]] = []
     ends: list[int] = []  # the physical line each row ends on
     try:
@@ -108,47 +230,31 @@ def read_checkin_csv(data: bytes) -> ParsedCsv:
         raise UnreadableFileError(f"not CSV near line {ends[-1] + 1 if ends else 2}: {exc}") from None
     # The physical line a row starts on (line 1 is the header); a blank line carries no check-in.
     starts = [2, *(end + 1 for end in ends[:-1])] if ends else []
-    kept = [k for k, fields in enumerate(records) if fields]
-    if len(kept) < len(records):
-        records, starts = [records[k] for k in kept], [starts[k] for k in kept]
-    good = [k for k, fields in enumerate(records) if len(fields) == width]
-    bad = [k for k, fields in enumerate(records) if len(fields) != width] if len(good) < len(records) else []
-
-    # Column-wise: transpose the well-formed rows once, then one pass per contract column.
-    n = len(records)
-    well_formed = [records[k] for k in good] if bad else records
-    by_position = list(zip(*well_formed, strict=True)) if well_formed else [()] * width
-    columns: dict[str, Any] = {}
-    for column, p in zip(CHECKIN_COLUMNS, positions, strict=True):
-        values = by_position[p]
-        columns[column] = [v or None for v in values] if "" in values else values
-    columns["extra"] = (
-        [json.dumps({h: fields[i] for i, h in extras}, ensure_ascii=False) for fields in well_formed] if extras
-        else None)
-    data = {c: _objects(v, len(well_formed)) for c, v in columns.items()}
-    if bad:  # malformed rows keep their place, with a reason and the row as payload
-        spread = {c: np.full(n, None, dtype=object) for c in data}
-        for c, values in data.items():
-            spread[c][good] = values
-        data = spread
-        data["landing_error"] = np.full(n, None, dtype=object)
-        data["landing_error_message"] = np.full(n, None, dtype=object)
-        data["raw_payload"] = np.full(n, None, dtype=object)
-        for k in bad:
-            fields = records[k]
-            data["landing_error"][k] = RejectReason.MALFORMED_ROW.value
-            data["landing_error_message"][k] = f"row has {len(fields)} fields, the header has {width}"
-            data["raw_payload"][k] = ",".join(fields)[:RAW_PAYLOAD_LIMIT]
+    kept = [(fields, start) for fields, start in zip(records, starts, strict=True) if fields]
+    width = header.width
+    good = [fields if len(fields) == width else None for fields, _ in kept]
+    by_position = [[(f[p] or None) if f is not None else None for f in good] for p in range(width)]
+    columns: dict[str, Any] = {c: pa.array(by_position[p], pa.string())
+                               for c, p in zip(CHECKIN_COLUMNS, header.positions, strict=True)}
+    if header.extras:
+        well_formed = [k for k, f in enumerate(good) if f is not None]
+        extra = _extra_json(header, [[good[k][p] for k in well_formed] for p, _ in header.extras])
+        spread: list[str | None] = [None] * len(kept)
+        for k, value in zip(well_formed, extra, strict=True):
+            spread[k] = value
+        columns["extra"] = pa.array(spread, pa.string())
     else:
-        for column in ("landing_error", "landing_error_message", "raw_payload"):
-            data[column] = np.full(n, None, dtype=object)
-    data["line"] = np.asarray(starts, dtype=np.int64)
-    return ParsedCsv(columns={c: data[c] for c in ROW_COLUMNS}, extra_columns=tuple(h for _, h in extras),
-                     malformed_rows=len(bad))
-
-
-def _objects(values: Any, n: int) -> np.ndarray:
-    """An object column of ``n`` values (None: all missing)."""
-    out = np.empty(n, dtype=object)
-    out[:] = values
-    return out
+        columns["extra"] = pa.nulls(len(kept), pa.string())
+    bad = [(fields, k) for k, (fields, _) in enumerate(kept) if len(fields) != width]
+    error: list[str | None] = [None] * len(kept)
+    message: list[str | None] = [None] * len(kept)
+    payload: list[str | None] = [None] * len(kept)
+    for fields, k in bad:
+        error[k] = RejectReason.MALFORMED_ROW.value
+        message[k] = f"row has {len(fields)} fields, the header has {width}"
+        payload[k] = ",".join(fields)[:RAW_PAYLOAD_LIMIT]
+    columns["landing_error"] = pa.array(error, pa.string())
+    columns["landing_error_message"] = pa.array(message, pa.string())
+    columns["raw_payload"] = pa.array(payload, pa.string())
+    columns["line"] = pa.array([start for _, start in kept], pa.int64())
+    return ParsedCsv({c: columns[c] for c in ROW_COLUMNS}, tuple(h for _, h in header.extras), len(bad))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,9 @@ import pandas as pd
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.lib.csv_reader import ROW_COLUMNS, ParsedCsv, payload_preview
 from okr_assets.lib.messages import parse_messages
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def sha256_of(data: bytes) -> str:
@@ -20,40 +24,52 @@ def sha256_of(data: bytes) -> str:
 def rows_from_file(
     parsed: ParsedCsv, file_name: str, sha256: str, ingested_at: pd.Timestamp, run_id: str,
 ) -> pd.DataFrame:
-    """okr_raw rows for a parsed CSV. The idempotency key is the content hash and line, so
-    re-landing the same bytes (under any name) adds nothing, while a changed file lands again
-    and its repeated check-ins are deduplicated downstream by ``checkin_id``."""
-    return rows_from_files([(parsed, file_name, sha256)], ingested_at, run_id)
+    """okr_raw rows for a parsed CSV, as a DataFrame. The idempotency key is the content hash and
+    line, so re-landing the same bytes (under any name) adds nothing, while a changed file lands
+    again and its repeated check-ins are deduplicated downstream by ``checkin_id``."""
+    return rows_from_files([(parsed, file_name, sha256)], ingested_at, run_id).to_pandas()
 
 
 def rows_from_files(
     files: Sequence[tuple[ParsedCsv, str, str]], ingested_at: pd.Timestamp, run_id: str,
-) -> pd.DataFrame:
-    """``rows_from_file`` for several parsed CSVs (parsed, file name, sha256) at once, in order:
-    one frame for a whole landing batch instead of one per file. The rows' partitions are decided
-    by the engine as they land (``WarehouseResource.land_raw``)."""
-    # Column by column: pandas' concat of many frames with all-null columns is far slower.
-    columns: dict[str, object] = {c: _concat([parsed.columns[c] for parsed, _, _ in files])
-                                  for c in ROW_COLUMNS if c != "line"}
-    refs: list[str] = []
-    keys: list[str] = []
-    for parsed, file_name, sha256 in files:
-        lines = parsed.columns["line"].tolist()
-        refs += [f"{file_name}:{line}" for line in lines]
-        keys += [f"file:{sha256}:{line}" for line in lines]
-    n = len(refs)
+) -> pa.Table:
+    """``rows_from_file`` for several parsed CSVs (parsed, file name, sha256) at once, in order,
+    as one Arrow table for a whole landing batch: built by Arrow's kernels without a Python
+    object per value, and scanned by DuckDB without the GIL while the next batch is parsed. The
+    rows' partitions are decided by the engine as they land (``WarehouseResource.land_raw``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def concat(arrays: list[pa.Array], type_: pa.DataType) -> pa.Array:
+        return pa.concat_arrays(arrays) if arrays else pa.array([], type_)
+
+    def per_file(value: Callable[[str, str], str]) -> pa.Array:
+        return concat([pa.repeat(pa.scalar(value(name, sha256), pa.string()), parsed.row_count)
+                       for parsed, name, sha256 in files], pa.string())
+
+    columns: dict[str, pa.Array] = {c: concat([parsed.columns[c] for parsed, _, _ in files], pa.string())
+                                    for c in ROW_COLUMNS if c != "line"}
+    lines = pc.cast(concat([parsed.columns["line"] for parsed, _, _ in files], pa.int64()), pa.string())
+    n = len(lines)
     columns.update(
-        source=_constant("file", n),
-        source_ref=_objects(refs),
-        source_key=_objects(keys),
-        ingested_at=pd.Series(ingested_at, index=range(n)).array,
-        run_id=_constant(run_id, n),
+        source=pa.repeat(pa.scalar("file"), n),
+        source_ref=pc.binary_join_element_wise(per_file(lambda name, _: name), lines, ":"),
+        source_key=pc.binary_join_element_wise(per_file(lambda _, sha256: f"file:{sha256}"), lines, ":"),
+        ingested_at=pa.repeat(pa.scalar(ingested_at.to_pydatetime(), pa.timestamp("us", tz="UTC")), n),
+        run_id=pa.repeat(pa.scalar(run_id, pa.string()), n),
     )
-    return pd.DataFrame(columns, copy=False)
+    return pa.table(columns)
 
 
-def _concat(arrays: list[np.ndarray]) -> np.ndarray:
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays) if arrays else np.empty(0, dtype=object)
+def as_table(rows: pd.DataFrame | pa.Table) -> pa.Table:
+    """Landing rows as an Arrow table (a column that is all null in a DataFrame becomes text)."""
+    import pyarrow as pa
+
+    if isinstance(rows, pa.Table):
+        return rows
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    return table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f
+                                 for f in table.schema]))
 
 
 def _constant(value: str | None, n: int) -> np.ndarray:

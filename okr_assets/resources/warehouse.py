@@ -36,6 +36,7 @@ from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, Post
 if TYPE_CHECKING:
     import ibis
     import pandas as pd
+    import pyarrow as pa
 
 
 # DuckDB's own default is 80% of the machine's memory, and it keeps what it took: a step's process
@@ -392,7 +393,7 @@ class WarehouseResource(ConfigurableResource):
 
     # -- writes --------------------------------------------------------------------------------
 
-    def land_raw(self, rows: pd.DataFrame, first_partition: dt.date, run_id: str = "",
+    def land_raw(self, rows: pd.DataFrame | pa.Table, first_partition: dt.date, run_id: str = "",
                  files: Sequence[FileVersion] = (), offsets: Sequence[OffsetRange] = (),
                  audit: Callable[[LandResult, Callable[..., pd.DataFrame]], None] | None = None,
                  ) -> LandResult:
@@ -417,6 +418,7 @@ class WarehouseResource(ConfigurableResource):
         """
         import ibis
         import numpy as np
+        import pyarrow as pa
 
         from okr_assets.lib.validation import routed
 
@@ -424,8 +426,8 @@ class WarehouseResource(ConfigurableResource):
         types = [(c, sql) for c, sql in _sql_columns("okr_raw") if c != "raw_id"]
         cols = [c for c, _ in types]
         given = [(c, sql) for c, sql in types if c != "partition_date"]
-        frame = _columns_of(rows, [c for c, _ in given])
-        frame["_rn"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+        frame = landing_table([rows])
+        frame = frame.append_column("_rn", pa.array(np.arange(1, len(frame) + 1, dtype=np.int64)))
         collist = ", ".join(quote(c) for c in cols)
         incoming = ibis.table({**{c: _IBIS_TYPES[sql] for c, sql in given}, "_rn": "int64"}, name="okr_incoming")
         routed_rows = self.compile(routed(incoming, first_partition).select(*cols, "_rn"))
@@ -733,19 +735,24 @@ def _column(table: Table, name: str) -> str:
     return quote(name)
 
 
-def _columns_of(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``rows.reset_index(drop=True).reindex(columns=columns)`` without copying the columns
-    (a missing column is all null)."""
-    import numpy as np
-    import pandas as pd
+def landing_table(pieces: Sequence[pd.DataFrame | pa.Table]) -> pa.Table:
+    """Rows to land in okr_raw (DataFrames or Arrow tables, as landing builds them) as one Arrow
+    table with the columns ``land_raw`` inserts, typed as okr_raw types them (a missing column is
+    all null). DuckDB scans Arrow memory without holding the GIL, and cheaper than pandas objects."""
+    import ibis
+    import pyarrow as pa
 
-    def values(c: str) -> Any:
-        if c not in rows.columns:
-            return np.full(len(rows), None, dtype=object)
-        series = rows[c]
-        return series.array if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) else series.to_numpy()
+    from okr_assets.lib.landing import as_table
 
-    return pd.DataFrame({c: values(c) for c in columns}, copy=False)
+    schema = ibis.schema({c: _IBIS_TYPES[sql] for c, sql in _sql_columns("okr_raw")
+                          if c not in {"raw_id", "partition_date"}}).to_pyarrow()
+    tables = []
+    for piece in pieces:
+        table = as_table(piece)
+        n = table.num_rows
+        tables.append(pa.table([table.column(f.name).cast(f.type) if f.name in table.column_names
+                                else pa.nulls(n, f.type) for f in schema], schema=schema))
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def _day(value: object) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 
 def quote(identifier: str) -> str:
@@ -42,7 +43,7 @@ class Backend(Protocol):
     def adjust(sql: str) -> str: ...
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame: ...
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None: ...
-    def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None: ...
+    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None: ...
     def unstage(self, con: Any, name: str) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
@@ -73,8 +74,10 @@ def arrow_to_frame(table: Any, text_storage: str = "python") -> pd.DataFrame:
     return frame
 
 
-def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def _with_columns(frame: pd.DataFrame | pa.Table, columns: list[str]) -> pd.DataFrame | pa.Table:
     """``frame`` with exactly these columns, in this order (copied only when they differ)."""
+    if not hasattr(frame, "reindex"):  # an Arrow table: a selection shares its buffers
+        return frame.select(columns)
     return frame if list(frame.columns) == columns else frame.reindex(columns=columns)
 
 
@@ -142,7 +145,7 @@ class DuckDBBackend:
         finally:
             con.unregister("_okr_load")
 
-    def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None:
+    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None:
         con.register(name, _with_columns(frame, [c for c, _ in types]))
 
     def unstage(self, con: Any, name: str) -> None:
@@ -349,13 +352,16 @@ class PostgresBackend:
         return pd.DataFrame({name: _column(list(col), d.type_code)
                              for name, col, d in zip(names, columns, description, strict=True)}, columns=names)
 
-    def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None:
+    def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame | pa.Table) -> None:
         collist = ", ".join(quote(c) for c in columns)
+        frame = _with_columns(frame, columns)
+        if not hasattr(frame, "reindex"):
+            frame = frame.to_pandas()
         with con.cursor() as cur:
-            cur.copy_expert(f"COPY {qualified} ({collist}) FROM STDIN", copy_text(_with_columns(frame, columns)),
+            cur.copy_expert(f"COPY {qualified} ({collist}) FROM STDIN", copy_text(frame),
                             size=_COPY_CHUNK)
 
-    def stage(self, con: Any, name: str, frame: pd.DataFrame, types: list[tuple[str, str]]) -> None:
+    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None:
         ddl = ", ".join(f"{quote(c)} {t}" for c, t in types)
         with con.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE {quote(name)} ({ddl}) ON COMMIT DROP")

@@ -41,7 +41,7 @@ def test_landed_rows_that_break_the_model_fail_the_run(okr_home: Path, resources
     real = landing_lib.rows_from_files
 
     def unknown_source(*args, **kwargs) -> pd.DataFrame:  # a landing bug: lineage the model refuses
-        rows = real(*args, **kwargs)
+        rows = real(*args, **kwargs).to_pandas()
         rows["source"] = np.where(rows["source_ref"].str.endswith(":3"), "ftp", rows["source"])
         return rows
 

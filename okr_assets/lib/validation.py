@@ -65,6 +65,7 @@ SUPERSESSION_KINDS: tuple[str, ...] = (SUPERSEDED_VALID, SUPERSEDED_INVALID)
 # Text the engine casts only after it matched: ``[0-9]``, not ``\d``, which PostgreSQL's regular
 # expressions extend to other scripts' digits. Timestamps: the contract's RFC3339_PATTERN.
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{1,4})?$"
+_PLAIN_NUMBER = r"^[+-]?[0-9]{1,15}([.][0-9]*)?$"  # a _NUMBER that always fits a double (see _number)
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 # The years pandas timestamps hold (1677-09-21 .. 2262-04-11, whole years inside): the model's code
 # reads these columns into pandas.
@@ -105,21 +106,36 @@ def _number(c: str) -> list[Stage]:
     """A decimal number with '.' as the point (an exponent allowed) within 10^±300; anything else,
     NaN and infinities included, is null. The magnitude is bounded from the digits before the cast
     because PostgreSQL refuses to cast a number a double cannot hold, where DuckDB would give
-    infinity or zero."""
-    n, w, f, z, e = (f"_{k}_{c}" for k in "nwfze")
+    infinity or zero. Most numbers are plain (``_PLAIN_NUMBER``: no exponent, at most 15 digits
+    before the point, 300 characters in all), which always fit; the digits of the others are
+    counted only for them (a CASE branch runs on its own rows only: the counting regexes cost
+    ~1 s per million values and column)."""
+    n, p, w, f, z, e = (f"_{k}_{c}" for k in "npwfze")
 
     def fits(t: ir.Table) -> ir.BooleanValue:
         zero = (t[w] == 0) & (t[z] == t[f])
         magnitude = (t[w] > 0).ifelse(t[w] - 1, -t[z] - 1) + t[e]
-        return zero | (magnitude.between(-_MAX_MAGNITUDE, _MAX_MAGNITUDE) & (t[n].length() <= _MAX_MAGNITUDE))
+        return t[p] | zero | (magnitude.between(-_MAX_MAGNITUDE, _MAX_MAGNITUDE)
+                              & (t[n].length() <= _MAX_MAGNITUDE))
+
+    def unless_plain(t: ir.Table, value: ir.Value) -> ir.Value:
+        import ibis
+
+        return t[p].ifelse(ibis.null(value.type()), value)
+
+    def matched(t: ir.Table) -> dict[str, ir.Value]:
+        text = t[TEXT + c]
+        plain = text.re_search(_PLAIN_NUMBER) & (text.length() <= _MAX_MAGNITUDE)
+        return {p: plain.fill_null(False),
+                n: plain.ifelse(text, text.re_search(_NUMBER).ifelse(text, _null()))}
 
     return [
-        lambda t: {n: t[TEXT + c].re_search(_NUMBER).ifelse(t[TEXT + c], _null())},
+        matched,
         lambda t: {  # digits before the point (no leading zeros), after it, zeros right after it; exponent
-            w: t[n].re_extract(r"^[+-]?([0-9]*)", 1).re_replace(r"^0+", "").length(),
-            f: t[n].re_extract(r"[.]([0-9]*)", 1).coalesce("").length(),
-            z: t[n].re_extract(r"[.](0*)", 1).coalesce("").length(),
-            e: t[n].re_extract(r"[eE]([+-]?[0-9]+)$", 1).nullif("").cast("int64").coalesce(0),
+            w: unless_plain(t, t[n].re_extract(r"^[+-]?([0-9]*)", 1).re_replace(r"^0+", "").length()),
+            f: unless_plain(t, t[n].re_extract(r"[.]([0-9]*)", 1).coalesce("").length()),
+            z: unless_plain(t, t[n].re_extract(r"[.](0*)", 1).coalesce("").length()),
+            e: unless_plain(t, t[n].re_extract(r"[eE]([+-]?[0-9]+)$", 1).nullif("").cast("int64").coalesce(0)),
         },
         lambda t: {c: fits(t).ifelse(t[n], _null()).cast("float64")},
     ]

@@ -233,8 +233,7 @@ def _read_with_csv_module(text: str) -> ParsedCsv:
     kept = [(fields, start) for fields, start in zip(records, starts, strict=True) if fields]
     width = header.width
     good = [fields if len(fields) == width else None for fields, _ in kept]
-    by_position = [[(f[p] or None) if f is not None else None for f in good] for p in range(width)]
-    columns: dict[str, Any] = {c: pa.array(by_position[p], pa.string())
+    columns: dict[str, Any] = {c: pa.array([(f[p] or None) if f is not None else None for f in good], pa.string())
                                for c, p in zip(CHECKIN_COLUMNS, header.positions, strict=True)}
     if header.extras:
         well_formed = [k for k, f in enumerate(good) if f is not None]

@@ -451,10 +451,13 @@ class WarehouseResource(ConfigurableResource):
                 earlier = frozenset(str(r) for r in runs["run_id"].dropna())
             backend.unstage(con, "okr_incoming")
             # Partitions of the new rows, and of older versions of the same check-ins (which may change too).
+            # A join, not ``... OR trim(checkin_id) IN (subquery)``: PostgreSQL runs that IN as a
+            # rescan per row once the batch's ids outgrow work_mem (minutes for 200,000 rows).
             touched = backend.fetch(
                 con,
-                f"SELECT DISTINCT partition_date FROM {t.qualified} WHERE raw_id > ? OR trim(checkin_id) IN "
-                f"(SELECT trim(checkin_id) FROM {t.qualified} WHERE raw_id > ? AND checkin_id IS NOT NULL)",
+                f"SELECT partition_date FROM {t.qualified} WHERE raw_id > ? UNION "
+                f"SELECT r.partition_date FROM {t.qualified} r JOIN (SELECT DISTINCT trim(checkin_id) AS k "
+                f"FROM {t.qualified} WHERE raw_id > ? AND checkin_id IS NOT NULL) n ON trim(r.checkin_id) = n.k",
                 [before, before])
             by_file: dict[str, int] = {}
             if files:  # rows per file counted by the database; one statement for all the files

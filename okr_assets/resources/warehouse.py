@@ -741,7 +741,8 @@ def _column(table: Table, name: str) -> str:
 def landing_table(pieces: Sequence[pd.DataFrame | pa.Table]) -> pa.Table:
     """Rows to land in okr_raw (DataFrames or Arrow tables, as landing builds them) as one Arrow
     table with the columns ``land_raw`` inserts, typed as okr_raw types them (a missing column is
-    all null). DuckDB scans Arrow memory without holding the GIL, and cheaper than pandas objects."""
+    all null). DuckDB scans Arrow memory without holding the GIL, where a frame of Python strings
+    holds it for every value."""
     import ibis
     import pyarrow as pa
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -442,6 +442,7 @@ class WarehouseResource(ConfigurableResource):
                 con,
                 f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn FROM ({routed_rows}) i "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {t.qualified} r WHERE r.source_key = i.source_key)", [before])
+            backend.analyze(con, t.qualified)  # the statements below and the next step plan on it
             inserted = int(backend.fetch(con, f"SELECT count(*) AS n FROM {t.qualified} WHERE raw_id > ?",
                                          [before])["n"].iloc[0])
             earlier: frozenset[str] = frozenset()
@@ -510,30 +511,6 @@ class WarehouseResource(ConfigurableResource):
             backend.execute(con, f"DELETE FROM {qualified}")
             backend.load(con, qualified, self.columns(table), frame)
 
-    def replace_ranges(self, start: dt.date, end: dt.date,
-                       tables: Sequence[tuple[str, str, pd.DataFrame]]) -> None:
-        """For each (table, column, frame): replace rows with ``start <= column < end`` by
-        ``frame``. All tables change in one transaction, so a crash leaves the old rows intact."""
-        self.replace_ranges_from(start, end, [(t, c) for t, c, _ in tables], [[f for _, _, f in tables]])
-
-    def replace_ranges_from(self, start: dt.date, end: dt.date, targets: Sequence[tuple[str, str]],
-                            chunks: Iterable[Sequence[pd.DataFrame]]) -> None:
-        """Like ``replace_ranges``, with the new rows arriving as chunks (one frame per target
-        each, e.g. a month at a time): still one transaction, but only one chunk is in memory.
-        ``chunks`` may read the warehouse itself; it sees the rows as they were before."""
-        backend = self.backend
-        resolved = [(_table(table), self.columns(table), _column(_table(table), column))
-                    for table, column in targets]
-        with self.transaction() as con:
-            for t, _, _ in resolved:  # writers of a table take turns, as in replace_table
-                backend.lock_exclusive_writes(con, t.qualified)
-            for t, _, col in resolved:
-                backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
-            for frames in chunks:
-                for (t, columns, _), frame in zip(resolved, frames, strict=True):
-                    if len(frame):
-                        backend.load(con, t.qualified, columns, frame)
-
     # -- write, audit, publish --------------------------------------------------------------------
     # A step writes the new rows of a range to the tables' staging twins (a chunk of transactions,
     # so memory stays bounded), its blocking checks read them there, and only when they pass does
@@ -591,6 +568,7 @@ class WarehouseResource(ConfigurableResource):
         select = self.compile(expr.select(*columns))
         with self.transaction() as con:
             backend.execute(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
+            backend.analyze(con, _staged_table(name).qualified)  # the checks query it next
 
     @contextmanager
     def scratch(self, name: str, of: str, expr: ibis.Table, inputs: Mapping[str, ibis.Table] | None = None
@@ -611,6 +589,7 @@ class WarehouseResource(ConfigurableResource):
         with self.transaction() as con:
             backend.execute(con, f"DROP TABLE IF EXISTS {t.qualified}")
             backend.execute(con, f"CREATE TABLE {t.qualified} AS {select}")
+            backend.analyze(con, t.qualified)
         try:
             yield ibis.table(expr.schema(), name=t.name, database=t.schema)
         finally:
@@ -631,6 +610,7 @@ class WarehouseResource(ConfigurableResource):
                 backend.execute(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM "
                                      f"{t.staged.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
                 backend.execute(con, f"DELETE FROM {t.staged.qualified}")
+                backend.analyze(con, t.qualified)  # the next step's transforms read it
 
 
 def _compiled(backend: Backend, node: Any) -> str:

@@ -45,6 +45,7 @@ class Backend(Protocol):
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame) -> None: ...
     def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None: ...
     def unstage(self, con: Any, name: str) -> None: ...
+    def analyze(self, con: Any, qualified: str) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
     def missing_table(self, exc: BaseException) -> bool: ...
@@ -150,6 +151,9 @@ class DuckDBBackend:
 
     def unstage(self, con: Any, name: str) -> None:
         con.unregister(name)
+
+    def analyze(self, con: Any, qualified: str) -> None:
+        """Nothing to do: DuckDB keeps each column's statistics up to date as rows are written."""
 
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
         """Nothing to do: DuckDB has a single writer per file."""
@@ -366,6 +370,17 @@ class PostgresBackend:
         with con.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE {quote(name)} ({ddl}) ON COMMIT DROP")
         self.load(con, quote(name), [c for c, _ in types], frame)
+        self.analyze(con, quote(name))  # autovacuum never analyses temporary tables
+
+    def analyze(self, con: Any, qualified: str) -> None:
+        """Refresh the planner's statistics of a table just written in bulk. Autovacuum would
+        only get to it up to a minute later, and a transform planned in that minute sees an
+        empty table: features over 20,000 fresh check-ins ran for over eight minutes with a plan
+        for no rows, and in 1.8 s once analysed. ANALYZE samples (30,000 rows at the default
+        statistics target), so it costs well under a second at a million rows; inside a
+        transaction it counts that transaction's own new rows too."""
+        with con.cursor() as cur:
+            cur.execute(f"ANALYZE {qualified}")
 
     def unstage(self, con: Any, name: str) -> None:
         with con.cursor() as cur:

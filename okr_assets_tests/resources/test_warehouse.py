@@ -168,9 +168,8 @@ def test_two_concurrent_landings_add_every_row_once(warehouse_url: str, tmp_path
 
 
 _KILLED_SCRIPT = textwrap.dedent("""
-    import datetime as dt, sys, time
+    import sys, time
     from pathlib import Path
-    import pandas as pd
     from okr_assets.resources import WarehouseResource
     from okr_assets.resources import warehouse_backends as backends
 
@@ -186,11 +185,11 @@ _KILLED_SCRIPT = textwrap.dedent("""
         cls.load = load_then_hang
     warehouse = WarehouseResource(url=url)
     frame = warehouse.query("SELECT * FROM okr_processed.okr_rejects").assign(reason="replaced")
-    warehouse.replace_ranges(dt.date(2025, 7, 10), dt.date(2025, 7, 11), [("okr_rejects", "partition_date", frame)])
+    warehouse.replace_table("okr_rejects", frame)
 """)
 
 
-def test_a_writer_killed_mid_replacement_leaves_the_old_partition(warehouse_url: str, tmp_path: Path) -> None:
+def test_a_writer_killed_mid_replacement_leaves_the_old_rows(warehouse_url: str, tmp_path: Path) -> None:
     warehouse = WarehouseResource(url=warehouse_url)
     warehouse.setup()
     rejects = pd.DataFrame({

@@ -67,9 +67,9 @@ bench-model: install
 bench-drift: install
 	$(BIN)/python -m benchmarks.drift_quality
 
-## bench: the six performance benchmarks (services started and stopped by each); one JSON line each
+## bench: the seven performance benchmarks (services started and stopped by each); one JSON line each
 ## on stdout, progress on stderr. Sizes: OKR_BENCH_* (see each module's docstring).
-BENCHMARKS := kafka_ingest freshness batch_pipeline backfill sensor_tick code_load
+BENCHMARKS := kafka_ingest freshness batch_pipeline batch_scaling backfill sensor_tick code_load
 bench: install
 	@for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b 2>>$${OKR_BENCH_LOG:-/dev/null} || exit 1; done
 

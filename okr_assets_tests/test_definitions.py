@@ -119,3 +119,17 @@ def test_column_schemas_are_generated_from_the_pandera_models() -> None:
         "okr_assets/defs/column_schemas.py is out of date: run python -m okr_assets.defs.metadata --write")
     for table, model in TABLE_MODELS.items():
         assert column_schema(table) == pandera_column_schema(model), table
+
+
+def test_openmp_threads_wait_passively_in_every_run_process() -> None:
+    """A run process imports the code location before scikit-learn; by then OpenMP's threads are
+    set to wait passively (spinning ones starve concurrent runs), unless the environment says
+    otherwise."""
+    probe = ("import sys, okr_assets.definitions, os; import sklearn.ensemble; "
+             "print(os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                            capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == "ACTIVE"

@@ -49,7 +49,7 @@ run: install init-home
 ## test: install if needed and run the whole test suite
 test: install system-deps
 	$(BIN)/ruff check okr_assets okr_assets_tests benchmarks
-	$(BIN)/python -m pytest -n $${OKR_TEST_WORKERS:-2} --dist loadgroup
+	$(BIN)/python -m pytest -n $${OKR_TEST_WORKERS:-2} --dist loadgroup --durations=20
 
 ## demo: the same pipeline headless, then a summary
 demo: install init-home

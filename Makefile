@@ -71,7 +71,8 @@ bench-drift: install
 ## on stdout, progress on stderr. Sizes: OKR_BENCH_* (see each module's docstring).
 BENCHMARKS := kafka_ingest freshness batch_pipeline batch_scaling backfill sensor_tick code_load
 bench: install
-	@for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b 2>>$${OKR_BENCH_LOG:-/dev/null} || exit 1; done
+	@status=0; for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b 2>>$${OKR_BENCH_LOG:-/dev/null} || \
+	  { echo "benchmark $$b failed (see $${OKR_BENCH_LOG:-its stderr})" >&2; status=1; }; done; exit $$status
 
 lint: install
 	$(BIN)/ruff check okr_assets okr_assets_tests benchmarks

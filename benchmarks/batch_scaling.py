@@ -41,7 +41,8 @@ def _run(rows: int) -> dict[str, Any]:
     if detail["rows"]["okr_raw"] != written:
         raise RuntimeError(f"okr_raw holds {detail['rows']['okr_raw']} rows, {written} were written")
     return {"rows": written, "files": len(paths), "csv_mib": round(megabytes), "seconds": round(seconds, 1),
-            "peak_rss_mib": round(rss), **detail}
+            "peak_rss_mib": round(rss), "step_seconds": detail["step_seconds"],
+            "peak_rss_mib_after_step": detail["peak_rss_mib_after_step"], "table_rows": detail["rows"]}
 
 
 def main() -> dict[str, Any]:

@@ -442,9 +442,9 @@ class WarehouseResource(ConfigurableResource):
                 con,
                 f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn FROM ({routed_rows}) i "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {t.qualified} r WHERE r.source_key = i.source_key)", [before])
-            backend.analyze(con, t.qualified)  # the statements below and the next step plan on it
             inserted = int(backend.fetch(con, f"SELECT count(*) AS n FROM {t.qualified} WHERE raw_id > ?",
                                          [before])["n"].iloc[0])
+            backend.analyze(con, t.qualified, grown_by=inserted)  # the statements below and the next step plan on it
             earlier: frozenset[str] = frozenset()
             if inserted < len(frame):  # some rows were there already: who landed them?
                 runs = backend.fetch(con, f"SELECT DISTINCT r.run_id FROM {t.qualified} r JOIN okr_incoming i "

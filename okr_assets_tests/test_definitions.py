@@ -125,7 +125,7 @@ def test_openmp_threads_wait_passively_in_every_run_process() -> None:
     """A run process imports the code location before scikit-learn; by then OpenMP's threads are
     set to wait passively (spinning ones starve concurrent runs), unless the environment says
     otherwise."""
-    probe = ("import sys, okr_assets.definitions, os; import sklearn.ensemble; "
+    probe = ("import os, okr_assets.definitions, sklearn.ensemble; "
              "print(os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)

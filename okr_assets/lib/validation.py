@@ -300,7 +300,6 @@ def decide(judged: ir.Table) -> ir.Table:
 
 
 CANDIDATES = "okr_candidates"  # the input of ``range_verdicts``, bound by the caller
-JUDGED = "okr_judged"  # the input of ``range_decisions``: ``range_verdicts``' rows
 
 
 def range_candidates(raw: ir.Table, start: dt.date, end: dt.date) -> ir.Table:
@@ -315,9 +314,9 @@ def range_candidates(raw: ir.Table, start: dt.date, end: dt.date) -> ir.Table:
 
 def range_verdicts(raw_schema: ibis.Schema, first_partition: dt.date) -> ir.Table:
     """``verdicts`` of a table ``okr_candidates`` (``range_candidates``'s rows, of okr_raw's schema
-    plus ``_mine``); ``range_decisions`` of them are the tables' rows. Neither depends on the
-    range, so their SQL, which takes Ibis a second to compile, is compiled once per process and
-    bound to each range's rows; the step computes each into a scratch table once."""
+    plus ``_mine``), with what ``decide`` and the tables read of them. It does not depend on the
+    range, so its SQL, which takes Ibis a second to compile, is compiled once per process and
+    bound to each range's rows; the step computes it into a scratch table once."""
     import ibis
 
     candidates = ibis.table({**raw_schema, "_mine": "boolean"}, name=CANDIDATES)
@@ -327,13 +326,6 @@ def range_verdicts(raw_schema: ibis.Schema, first_partition: dt.date) -> ir.Tabl
     return judged.select(
         *PROCESSED_COLUMNS, "partition_date", "reason", "message", "raw_payload", "_mine",
         **{LANDED + c: judged.reason.isnull().ifelse(_null(), judged[LANDED + c]) for c in CHECKIN_COLUMNS})
-
-
-def range_decisions(judged_schema: ibis.Schema) -> ir.Table:
-    """``kept(decide(...))`` of a table ``okr_judged`` of ``range_verdicts``' rows."""
-    import ibis
-
-    return kept(decide(ibis.table(judged_schema, name=JUDGED)))
 
 
 def kept(judged: ir.Table) -> ir.Table:

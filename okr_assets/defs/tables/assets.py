@@ -144,18 +144,18 @@ def _stage_range(warehouse: WarehouseResource, start: dt.date, end: dt.date) -> 
     raw = warehouse.table("okr_raw")
     verdicts = validation.range_verdicts(raw.schema(), FIRST_PARTITION)
     candidates = {validation.CANDIDATES: validation.range_candidates(raw, start, end)}
-    # Two scratch tables: the verdicts (every rule on every row, the costly part) are computed
-    # once, then the winners and outcomes read them twice (each check-in's newest valid version).
-    with warehouse.scratch("okr_judged", "okr_processed", verdicts, candidates) as rows, \
-            warehouse.scratch("okr_verdicts", "okr_processed", validation.range_decisions(rows.schema()),
-                              {validation.JUDGED: rows}) as judged:
+    # The verdicts (every rule on every row, the costly part) are computed once into a scratch
+    # table; each statement below decides the winners from it again (a narrow aggregate and a
+    # join), cheaper than writing the decided rows to a second table.
+    with warehouse.scratch("okr_judged", "okr_processed", verdicts, candidates) as rows:
+        judged = validation.decide(rows)
         warehouse.insert_staged("okr_processed", validation.processed_rows(judged))
         warehouse.insert_staged("okr_rejects", validation.reject_rows(judged))
-        superseded = judged.filter(judged.outcome.isin(validation.SUPERSESSION_KINDS))
-        by_kind = warehouse.fetch(superseded.group_by(day=superseded.partition_date, kind=superseded.outcome)
-                                  .aggregate(n=superseded.count()))
-        over_valid = judged.filter(judged.over_valid)
-        rejected_over_valid = int(warehouse.fetch(over_valid.aggregate(n=over_valid.count()))["n"].iloc[0])
+        fates = judged.filter(judged.outcome.isin(validation.SUPERSESSION_KINDS) | judged.over_valid)
+        fates = warehouse.fetch(fates.group_by(day=fates.partition_date, kind=fates.outcome,
+                                               over_valid=fates.over_valid).aggregate(n=fates.count()))
+    by_kind = fates[fates["kind"].isin(validation.SUPERSESSION_KINDS)]
+    rejected_over_valid = int(fates.loc[fates["over_valid"].astype(bool), "n"].sum())
 
     lo, hi = ibis.date(start), ibis.date(end)
     own = raw.filter((raw.partition_date >= lo) & (raw.partition_date < hi))

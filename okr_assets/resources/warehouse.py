@@ -557,15 +557,16 @@ class WarehouseResource(ConfigurableResource):
         as for ``compile``)."""
         return self.query(self.compile(expr, inputs))
 
-    def insert_staged(self, name: str, expr: ibis.Table) -> None:
+    def insert_staged(self, name: str, expr: ibis.Table, inputs: Mapping[str, ibis.Table] | None = None) -> None:
         """Append the rows of ``expr`` (the table's columns, in any order) to the staging twin of
-        ``name``, in one ``INSERT ... SELECT`` that the engine runs where the data is."""
+        ``name``, in one ``INSERT ... SELECT`` that the engine runs where the data is (``inputs``:
+        as for ``compile``)."""
         # Compiled SQL carries its values as literals; the placeholder translation of execute
         # leaves quoted literals alone.
         backend = self.backend
         columns = self.columns(name)
         collist = ", ".join(quote(c) for c in columns)
-        select = self.compile(expr.select(*columns))
+        select = self.compile(expr.select(*columns), inputs)
         with self.transaction() as con:
             backend.execute(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
             backend.analyze(con, _staged_table(name).qualified)  # the checks query it next

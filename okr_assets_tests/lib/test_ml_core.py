@@ -8,7 +8,7 @@ import pytest
 
 from okr_assets.lib.curation import curate_frame
 from okr_assets.lib.drift import detect_drift, markdown_summary
-from okr_assets.lib.features import FEATURE_COLUMNS, build_features, open_latest
+from okr_assets.lib.features import FEATURE_COLUMNS, build_features, cycle_batches, open_latest
 from okr_assets.lib.generator import GeneratorConfig, generate
 from okr_assets.lib.modeling import realised_performance, time_split, train_and_select
 from okr_assets.lib.validation import validate_versions
@@ -86,6 +86,15 @@ def test_features_match_a_row_by_row_computation(processed: pd.DataFrame, featur
         expected = _features_by_hand(processed, row.key_result_id, int(row.week))
         got = pd.Series({k: getattr(row, k) for k in expected.index})
         pd.testing.assert_series_equal(got.astype(float), expected.astype(float), check_names=False, rtol=1e-9)
+
+
+def test_cycle_batches_hold_whole_cycles_up_to_the_size() -> None:
+    sizes = {"c3": 5, "c1": 4, "c2": 3, "c4": 12, "c5": 1}
+    batches = cycle_batches(sizes, 8)
+    assert batches == [["c1", "c2"], ["c3"], ["c4"], ["c5"]]  # c4 alone: larger than a batch
+    assert sorted(c for batch in batches for c in batch) == sorted(sizes)
+    assert cycle_batches({}, 8) == []
+    assert cycle_batches(sizes, 100) == [["c1", "c2", "c3", "c4", "c5"]]
 
 
 def test_labels_only_for_closed_cycles(features: pd.DataFrame) -> None:

@@ -68,7 +68,7 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource
     partitions as okr_curated, so features can be rebuilt for any past cycle. Written to staging,
     checked (okr_features_schema, blocking) and published in one transaction only when it passes."""
     from okr_assets.defs.tables.checks import audit_range
-    from okr_assets.lib.features import features
+    from okr_assets.lib import features as f
     from okr_assets.lib.modeling import MIN_TRAINING_CYCLES
 
     warehouse.setup()
@@ -76,15 +76,26 @@ def okr_features(context: AssetExecutionContext, warehouse: WarehouseResource
     start, end = window.start.date(), window.end.date()
     now = dt.datetime.now(dt.UTC)
 
-    # Built in the warehouse engine (one INSERT ... SELECT into staging). One refresh of
-    # okr_features at a time, whoever launched it: the staging twin has one writer, and publishes
-    # apply in the order of the reads.
+    # Built in the warehouse engine, one INSERT ... SELECT into staging per batch of whole cycles
+    # (f.BATCH_CHECKINS check-ins). One refresh of okr_features at a time, whoever launched it:
+    # the staging twin has one writer, and publishes apply in the order of the reads.
     with warehouse.exclusive("okr_features", on_wait=context.log.info):
         warehouse.clear_staged(["okr_features"])
         processed, curated = warehouse.table("okr_processed"), warehouse.table("okr_curated")
-        warehouse.insert_staged("okr_features", features(
-            processed.filter((processed.cycle_start >= start) & (processed.cycle_start < end)),
-            curated.filter((curated.cycle_start >= start) & (curated.cycle_start < end)), now))
+        checkins = processed.filter((processed.cycle_start >= start) & (processed.cycle_start < end)
+                                    ).select(*f.CHECKIN_COLUMNS)
+        labels = curated.filter((curated.cycle_start >= start) & (curated.cycle_start < end)
+                                ).select(*f.LABEL_COLUMNS)
+        sizes = warehouse.fetch(checkins.group_by("cycle_id").aggregate(n=checkins.count()))
+        batches = f.cycle_batches(dict(zip(sizes["cycle_id"], sizes["n"].astype(int), strict=True)),
+                                  f.BATCH_CHECKINS)
+        expr = f.cycles_features(checkins.schema(), labels.schema(), now)
+        for i, cycles in enumerate(batches, start=1):
+            warehouse.insert_staged("okr_features", expr, {
+                f.CHECKINS: checkins.filter(checkins.cycle_id.isin(cycles)),
+                f.LABELS: labels.filter(labels.cycle_id.isin(cycles))})
+            if len(batches) > 1:
+                context.log.info(f"okr_features: batch {i} of {len(batches)} staged ({len(cycles)} cycle(s))")
         staged = warehouse.table("okr_features", staged=True)
         sums = warehouse.fetch(staged.aggregate(
             rows=staged.count(), labelled=staged.label.count(), positive=staged.label.sum().coalesce(0)))

@@ -380,11 +380,11 @@ def _land_kafka(
 ) -> None:
     """Land each offset range in its own transaction, in order, with its entry in the landing
     ledger. While a range is written and checked here, the next one is read and parsed in a
-    background thread (``overlapped``, as for files): reading is most of the time (kafka-python
-    checks each record batch's CRC32C in pure Python), and the write mostly waits on the
-    database. Ranges commit in order, and a failure stops the ranges after it. Offsets the
-    broker no longer holds become one ``lost_before_landing`` row and a lost entry in the ledger
-    each (accounted for: never asked for again), and an error in the log."""
+    background thread (``overlapped``, as for files): parsing the payloads is most of the time,
+    and the write mostly waits on the database. Ranges commit in order, and a failure stops the
+    ranges after it. Offsets the broker no longer holds become one ``lost_before_landing`` row
+    and a lost entry in the ledger each (accounted for: never asked for again), and an error in
+    the log."""
 
     from okr_assets.lib.landing import lost_range_rows, rows_from_messages
     from okr_assets.lib.pipelining import overlapped

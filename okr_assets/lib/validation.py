@@ -330,7 +330,7 @@ def range_verdicts(raw_schema: ibis.Schema, first_partition: dt.date) -> ir.Tabl
 
 def kept(judged: ir.Table) -> ir.Table:
     """What the tables need of ``versions``: the processed columns, the reject columns (the landed
-    text only for rejected rows) and the outcome; what a scratch copy of the verdicts holds."""
+    text only for rejected rows) and the outcome, for the frames ``_judged_frames`` returns."""
     rejected = judged.outcome == REJECTED
     return judged.select(
         *PROCESSED_COLUMNS, "partition_date", "reason", "message", "raw_payload", "outcome", "over_valid",

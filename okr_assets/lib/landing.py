@@ -6,12 +6,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
 from okr_assets.lib.csv_reader import ROW_COLUMNS, ParsedCsv, payload_preview
-from okr_assets.lib.messages import parse_messages
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,16 +70,6 @@ def as_table(rows: pd.DataFrame | pa.Table) -> pa.Table:
                                  for f in table.schema]))
 
 
-def _constant(value: str | None, n: int) -> np.ndarray:
-    return np.full(n, value, dtype=object)
-
-
-def _objects(values: list[str]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
 def unreadable_file_row(
     file_name: str, sha256: str, data: bytes, code: str, message: str,
     ingested_at: pd.Timestamp, run_id: str,
@@ -106,18 +94,32 @@ def unreadable_file_row(
 def rows_from_messages(
     messages: Sequence[tuple[int, int, bytes | None]], topic: str, epoch: int,
     ingested_at: pd.Timestamp, run_id: str, max_bytes: int,
-) -> pd.DataFrame:
-    """okr_raw rows for Kafka messages given as (partition, offset, value).
+) -> pa.Table:
+    """okr_raw rows for Kafka messages given as (partition, offset, value), as one Arrow table
+    (the payloads parsed by ``messages_duckdb.parse_batch``, the lineage by Arrow's kernels).
 
     The idempotency key is (topic, epoch, partition, offset); ``epoch`` changes when the topic is
     recreated, so restarted offsets never collide with rows landed from the old topic.
     """
-    rows = parse_messages([value for _, _, value in messages], max_bytes)
-    rows["source"] = _constant("kafka", len(rows))
-    rows["source_ref"] = _objects([f"{topic}/{partition}/{offset}" for partition, offset, _ in messages])
-    rows["source_key"] = _objects([f"kafka:{topic}:{epoch}:{partition}:{offset}" for partition, offset, _ in messages])
-    rows["ingested_at"] = ingested_at
-    rows["run_id"] = _constant(run_id, len(rows))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from okr_assets.lib.messages_duckdb import parse_batch
+
+    rows, _ = parse_batch([value for _, _, value in messages], max_bytes)
+    n = rows.num_rows
+    partitions = pc.cast(pa.array([p for p, _, _ in messages], pa.int64()), pa.string())
+    offsets = pc.cast(pa.array([o for _, o, _ in messages], pa.int64()), pa.string())
+    lineage = {
+        "source": pa.repeat(pa.scalar("kafka"), n),
+        "source_ref": pc.binary_join_element_wise(pa.repeat(pa.scalar(topic), n), partitions, offsets, "/"),
+        "source_key": pc.binary_join_element_wise(pa.repeat(pa.scalar(f"kafka:{topic}:{epoch}"), n), partitions,
+                                                  offsets, ":"),
+        "ingested_at": pa.repeat(pa.scalar(ingested_at.to_pydatetime(), pa.timestamp("us", tz="UTC")), n),
+        "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+    }
+    for name, column in lineage.items():
+        rows = rows.append_column(name, column)
     return rows
 
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from okr_assets.resources.kafka import RangeRead
+
 OWNERS = ["team:okr-data-platform"]
 TOUCHED_PARTITIONS = "okr/touched_partitions"
 # Materialization metadata: Kafka offset ranges the broker no longer held (okr_alert_sensor alerts).
@@ -379,9 +381,9 @@ def _land_kafka(
     kafka: KafkaResource, ingested_at: "pd.Timestamp", tally: _Tally,
 ) -> None:
     """Land each offset range in its own transaction, in order, with its entry in the landing
-    ledger. While a range is written and checked here, the next one is read and parsed in a
-    background thread (``overlapped``, as for files): parsing the payloads is most of the time,
-    and the write mostly waits on the database. Ranges commit in order, and a failure stops the
+    ledger. Three stages overlap (``overlapped``): while a range is written and checked here, the
+    next is parsed (by DuckDB, without the GIL) in one background thread and the one after it is
+    read from Kafka (kafka-python, which holds the GIL) in another. Ranges commit in order, and a failure stops the
     ranges after it. Offsets the broker no longer holds become one ``lost_before_landing`` row
     and a lost entry in the ledger each (accounted for: never asked for again), and an error in
     the log."""
@@ -392,9 +394,13 @@ def _land_kafka(
 
     run_id = context.run.run_id
 
-    def parsed_ranges() -> "Iterator[tuple[KafkaRange, pa.Table, list[OffsetRange], list[tuple[int, int]], int]]":
+    def read_ranges() -> "Iterator[tuple[KafkaRange, RangeRead]]":
         for r in ranges:
-            read = kafka.read_range(r.topic, r.partition, r.start, r.end)
+            yield r, kafka.read_range(r.topic, r.partition, r.start, r.end)
+
+    def parsed_ranges(reads: "Iterator[tuple[KafkaRange, RangeRead]]",
+                      ) -> "Iterator[tuple[KafkaRange, pa.Table, list[OffsetRange], list[tuple[int, int]], int]]":
+        for r, read in reads:
             rows = rows_from_messages([(m.partition, m.offset, m.value) for m in read.messages], r.topic, r.epoch,
                                       ingested_at, run_id, kafka.max_message_bytes)
             offsets = [m.offset for m in read.messages]
@@ -406,10 +412,9 @@ def _land_kafka(
                 pieces.append(lost_range_rows(r.topic, r.epoch, r.partition, lost, ingested_at, run_id))
                 ledger += [OffsetRange(r.topic, r.epoch, r.partition, lo, hi, lost=True) for lo, hi in lost]
             del read, offsets
-            # As Arrow, here in the reader thread: the write then scans it without the GIL.
             yield r, landing_table(pieces), ledger, lost, messages
 
-    with overlapped(parsed_ranges(), name="okr-raw-kafka-reader") as read:
+    with overlapped(read_ranges(), parsed_ranges, name="okr-raw-kafka") as read:
         for r, rows, ledger, lost, messages in read:
             label = f"{r.topic}/{r.partition} offsets {r.start}..{r.end - 1}"
             result = warehouse.land_raw(rows, FIRST_PARTITION, run_id=run_id, offsets=ledger,

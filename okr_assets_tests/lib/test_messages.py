@@ -123,6 +123,8 @@ def test_the_engine_parse_gives_the_reference_rows() -> None:
         got = {k: (None if v is None or v != v else v) for k, v in engine.iloc[i].to_dict().items()}
         assert got == reference.iloc[i].to_dict(), (i, ENGINE_CASES[i])
     assert 0 < by_reference < len(ENGINE_CASES)
+    empty, none = parse_batch([], 64 * 1024)  # an offset range that held no record
+    assert (empty.num_rows, none, empty.column_names) == (0, 0, list(reference.columns))
 
 
 def test_the_engine_parses_the_usual_messages_itself() -> None:

@@ -40,7 +40,9 @@ _USUAL_KEYS = _CONTRACT | _ENVELOPE
 _STRINGS = frozenset({str, type(None)})
 _FLOATS = frozenset({float})
 _INTS = frozenset({int})
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# The canonical UUID form (other forms uuid.UUID accepts are checked by it, one by one).
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_UUID = re.compile(UUID_PATTERN)
 _quote = json.encoder.encode_basestring  # a JSON string literal, as json.dumps(ensure_ascii=False) writes it
 _FLOAT_WORDS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # what json.dumps writes
 # One encoder each instead of json.dumps(..., options) per value, which builds a new encoder per call.

@@ -22,17 +22,23 @@ write keeps the landing transaction short; DuckDB is embedded, so every deployme
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from okr_assets.lib.contract import CHECKIN_COLUMNS
-from okr_assets.lib.messages import ENVELOPE_FIELDS, MESSAGE_COLUMNS, parse_messages
+from okr_assets.lib.messages import (
+    ENVELOPE_FIELDS,
+    MESSAGE_COLUMNS,
+    SCHEMA_VERSIONS,
+    UUID_PATTERN,
+    parse_messages,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 _FIELDS: tuple[str, ...] = (*CHECKIN_COLUMNS, *ENVELOPE_FIELDS)
-_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # RFC 3339 as datetime.fromisoformat reads it (Python 3.11): the calendar date is checked by a cast.
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{3}|\.[0-9]{6})?" \
              r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
@@ -52,6 +58,7 @@ _VALUES = r'"\s*:\s*([^"\s][^,}\s]*)'
 # before the point, and not 0.0000 followed by more digits).
 _PYTHON_VALUE = r"null|-?(0|[1-9][0-9]{0,17})|-?(0|[1-9][0-9]{0,14})\.[0-9]+"
 _SMALL = r"-?0\.0000[0-9]*[1-9][0-9]*"
+_VERSION_MEMBER = r'"schema_version"\s*:\s*"(' + "|".join(re.escape(v) for v in sorted(SCHEMA_VERSIONS)) + ')"'
 
 
 def _statement(max_bytes: int) -> str:
@@ -73,10 +80,11 @@ def _statement(max_bytes: int) -> str:
         f"len(key_list) = {' + '.join(f'contains(keys, {_sql_text(chr(1) + c + chr(1))})::INT' for c in _FIELDS)}",
         f"regexp_full_match(nonstrings, {_sql_text(f'(({_PYTHON_VALUE})( |$))*')})",
         f"NOT regexp_matches(nonstrings, {_sql_text(f'(^| ){_SMALL}( |$)')})",
-        # A string "1.0", not the number (which DuckDB's VARCHAR also writes as 1.0): outside a
-        # string no `"` is escaped, so this is the member itself.
-        f"{version} = '1.0' AND regexp_matches(payload, '\"schema_version\"\\s*:\\s*\"1\\.0\"')",
-        f"regexp_full_match({event_id}, '{_UUID}')",
+        # A string, not a number such as 1.0 (which DuckDB's VARCHAR also writes as 1.0): outside
+        # a string no `"` is escaped, so the pattern finds the member itself.
+        f"{version} IN ({', '.join(_sql_text(v) for v in sorted(SCHEMA_VERSIONS))})",
+        f"regexp_matches(payload, {_sql_text(_VERSION_MEMBER)})",
+        f"regexp_full_match({event_id}, {_sql_text(UUID_PATTERN)})",
         f"regexp_full_match({produced_at}, '{_TIMESTAMP}')",
         f"NOT starts_with({produced_at}, '0000') AND TRY_CAST(left({produced_at}, 10) AS DATE) IS NOT NULL",
     ])

@@ -435,7 +435,7 @@ class WarehouseResource(ConfigurableResource):
         with self.transaction() as con:
             backend.lock_exclusive_writes(con, t.qualified)
             before = int(backend.fetch(con, f"SELECT coalesce(max(raw_id), 0) AS n FROM {t.qualified}")["n"].iloc[0])
-            backend.stage(con, "okr_incoming", frame, [*given, ("_rn", "BIGINT")])
+            backend.stage(con, "okr_incoming", frame, [*given, ("_rn", "BIGINT")], keys=["source_key"])
             # raw_id comes from each row's position (_rn), so no ORDER BY: sorting every column of
             # the batch cost DuckDB ~0.6 s per million rows, for a physical order nothing reads.
             backend.execute(

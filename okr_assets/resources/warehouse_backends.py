@@ -43,7 +43,8 @@ class Backend(Protocol):
     def adjust(sql: str) -> str: ...
     def fetch(self, con: Any, sql: str, params: Sequence[Any] = (), text_storage: str = "python") -> pd.DataFrame: ...
     def load(self, con: Any, qualified: str, columns: list[str], frame: pd.DataFrame | pa.Table) -> None: ...
-    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None: ...
+    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]],
+              keys: Sequence[str] | None = None) -> None: ...
     def unstage(self, con: Any, name: str) -> None: ...
     def analyze(self, con: Any, qualified: str, grown_by: int | None = None) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
@@ -146,7 +147,8 @@ class DuckDBBackend:
         finally:
             con.unregister("_okr_load")
 
-    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None:
+    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]],
+              keys: Sequence[str] | None = None) -> None:
         con.register(name, _with_columns(frame, [c for c, _ in types]))
 
     def unstage(self, con: Any, name: str) -> None:
@@ -334,12 +336,18 @@ class PostgresBackend:
             cur.copy_expert(f"COPY {qualified} ({collist}) FROM STDIN (FORMAT csv)",
                             copy_csv(_with_columns(frame, columns)), size=_COPY_CHUNK)
 
-    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]]) -> None:
+    def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]],
+              keys: Sequence[str] | None = None) -> None:
         ddl = ", ".join(f"{quote(c)} {t}" for c, t in types)
         with con.cursor() as cur:
             cur.execute(f"CREATE TEMP TABLE {quote(name)} ({ddl}) ON COMMIT DROP")
         self.load(con, quote(name), [c for c, _ in types], frame)
-        self.analyze(con, quote(name))  # autovacuum never analyses temporary tables
+        # Autovacuum never analyses temporary tables. ``keys``: the only columns the statements
+        # over the staged rows join or filter on, analysed alone (the rest is only copied): for
+        # landing's batches, all columns took ~1.45 s per 200,000 Kafka rows, source_key ~0.45 s.
+        cols = f" ({', '.join(quote(c) for c in keys)})" if keys else ""
+        with con.cursor() as cur:
+            cur.execute(f"ANALYZE {quote(name)}{cols}")
 
     def analyze(self, con: Any, qualified: str, grown_by: int | None = None) -> None:
         """Refresh the planner's statistics of a table just written in bulk. Autovacuum would

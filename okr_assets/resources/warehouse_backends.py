@@ -46,7 +46,8 @@ class Backend(Protocol):
     def stage(self, con: Any, name: str, frame: pd.DataFrame | pa.Table, types: list[tuple[str, str]],
               keys: Sequence[str] | None = None) -> None: ...
     def unstage(self, con: Any, name: str) -> None: ...
-    def analyze(self, con: Any, qualified: str, grown_by: int | None = None) -> None: ...
+    def analyze(self, con: Any, qualified: str, grown_by: int | None = None,
+                columns: Sequence[str] | None = None) -> None: ...
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None: ...
     def lost_connection(self, exc: BaseException) -> str | None: ...
     def missing_table(self, exc: BaseException) -> bool: ...
@@ -154,7 +155,8 @@ class DuckDBBackend:
     def unstage(self, con: Any, name: str) -> None:
         con.unregister(name)
 
-    def analyze(self, con: Any, qualified: str, grown_by: int | None = None) -> None:
+    def analyze(self, con: Any, qualified: str, grown_by: int | None = None,
+                columns: Sequence[str] | None = None) -> None:
         """Nothing to do: DuckDB keeps each column's statistics up to date as rows are written."""
 
     def lock_exclusive_writes(self, con: Any, qualified: str) -> None:
@@ -345,14 +347,13 @@ class PostgresBackend:
         # Autovacuum never analyses temporary tables. ``keys``: the only columns the statements
         # over the staged rows join or filter on, analysed alone (the rest is only copied): for
         # landing's batches, all columns took ~1.45 s per 200,000 Kafka rows, source_key ~0.45 s.
-        cols = f" ({', '.join(quote(c) for c in keys)})" if keys else ""
-        with con.cursor() as cur:
-            cur.execute(f"ANALYZE {quote(name)}{cols}")
+        self.analyze(con, quote(name), columns=keys)
 
-    def analyze(self, con: Any, qualified: str, grown_by: int | None = None) -> None:
-        """Refresh the planner's statistics of a table just written in bulk. Autovacuum would
-        only get to it up to a minute later, and a transform planned in that minute has no
-        column statistics: features over 20,000 fresh check-ins ran for over eight minutes on
+    def analyze(self, con: Any, qualified: str, grown_by: int | None = None,
+                columns: Sequence[str] | None = None) -> None:
+        """Refresh the planner's statistics of a table just written in bulk (of ``columns`` only,
+        when given). Autovacuum would only get to it up to a minute later, and a transform
+        planned in that minute has no column statistics: features over 20,000 fresh check-ins ran for over eight minutes on
         such a plan, and in 1.8 s once analysed. ANALYZE samples (30,000 rows at the default
         statistics target), so it costs well under a second at a million rows; inside a
         transaction it counts that transaction's own new rows too. ``grown_by``: the rows just
@@ -364,7 +365,8 @@ class PostgresBackend:
                 counted = cur.fetchone()[0]
                 if counted > 0 and grown_by <= counted / 10:
                     return
-            cur.execute(f"ANALYZE {qualified}")
+            cols = f" ({', '.join(quote(c) for c in columns)})" if columns else ""
+            cur.execute(f"ANALYZE {qualified}{cols}")
 
     def unstage(self, con: Any, name: str) -> None:
         with con.cursor() as cur:

@@ -139,6 +139,25 @@ def test_postgres_plans_on_statistics_of_what_was_just_landed(warehouse_url: str
 
 
 @pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_a_staged_batch_has_statistics_of_its_join_keys_only_when_asked(warehouse_url: str) -> None:
+    """Staging analyses the temporary table (autovacuum never does); with ``keys``, only those
+    columns, as landing asks for its batches' source_key. Control: without keys, every column."""
+    import pandas as pd
+
+    warehouse = WarehouseResource(url=warehouse_url)
+    frame = pd.DataFrame({"source_key": [f"k{i}" for i in range(200)], "comment": ["x"] * 200})
+    types = [("source_key", "TEXT"), ("comment", "TEXT")]
+    analysed = {}
+    for name, keys in (("okr_keys_only", ["source_key"]), ("okr_every_column", None)):
+        with warehouse.transaction() as con:
+            warehouse.backend.stage(con, name, frame, types, keys=keys)
+            with con.cursor() as cur:
+                cur.execute("SELECT attname FROM pg_stats WHERE tablename = %s", (name,))
+                analysed[name] = {row[0] for row in cur.fetchall()}
+    assert analysed == {"okr_keys_only": {"source_key"}, "okr_every_column": {"source_key", "comment"}}
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
 def test_postgres_transforms_plan_hash_joins_not_merge_joins(warehouse_url: str) -> None:
     """The warehouse's PostgreSQL sessions plan without merge joins: with a filter on a window's
     result misestimated, PostgreSQL merged okr_features' grid on one key of three (a cross

@@ -352,13 +352,13 @@ class PostgresBackend:
     def analyze(self, con: Any, qualified: str, grown_by: int | None = None,
                 columns: Sequence[str] | None = None) -> None:
         """Refresh the planner's statistics of a table just written in bulk (of ``columns`` only,
-        when given). Autovacuum would only get to it up to a minute later, and a transform
-        planned in that minute has no column statistics: features over 20,000 fresh check-ins ran for over eight minutes on
-        such a plan, and in 1.8 s once analysed. ANALYZE samples (30,000 rows at the default
-        statistics target), so it costs well under a second at a million rows; inside a
+        when given). Autovacuum would only get to it up to a minute later, and a transform planned
+        in that minute has no column statistics: features over 20,000 fresh check-ins ran for over
+        eight minutes on such a plan, and in 1.8 s once analysed. ANALYZE samples (30,000 rows at
+        the default statistics target), so it costs well under a second at a million rows; inside a
         transaction it counts that transaction's own new rows too. ``grown_by``: the rows just
-        added, for a table written many times a run (okr_raw, per landing batch): analysed only
-        when they are more than a tenth of the rows its statistics counted (autovacuum's rule)."""
+        added, for a table written many times a run (okr_raw, per landing batch): analysed only when
+        they are more than a tenth of the rows its statistics counted (autovacuum's rule)."""
         with con.cursor() as cur:
             if grown_by is not None:
                 cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (qualified,))

@@ -6,9 +6,11 @@ become a row is returned as a row carrying ``landing_error`` (reason code and se
 truncated payload, so it is rejected downstream like any bad CSV row and never blocks the
 messages after it.
 
-``parse_messages`` parses a whole offset range at once: the envelope is checked message by
-message (``json.loads`` and three small checks), everything after that column by column (text
-conversion, storability, the ``extra`` JSON), which costs a fraction of a dict per row.
+``parse_messages`` is the reference parse of a whole offset range: the envelope is checked
+message by message (``json.loads`` and three small checks), everything after that column by
+column (text conversion, storability, the ``extra`` JSON). Landing parses with
+``messages_duckdb.parse_batch``, which gives the same rows and passes here only the payloads it
+cannot prove it reads as ``json`` does.
 """
 
 from __future__ import annotations

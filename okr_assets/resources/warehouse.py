@@ -72,6 +72,7 @@ class Table:
     name: str
     schema: str
     key: tuple[str, ...] | None = None  # unique key (idempotent landing)
+    catalog: str | None = None  # another database than the warehouse's (Backend.work_catalog)
     # False: the embedded DuckDB does not keep the key's index (see ``land_raw``), a server engine does.
     embedded_key: bool = True
     indexes: tuple[str, ...] = ()
@@ -80,13 +81,14 @@ class Table:
 
     @property
     def qualified(self) -> str:
-        return f"{quote(self.schema)}.{quote(self.name)}"
+        within = f"{quote(self.catalog)}." if self.catalog else ""
+        return f"{within}{quote(self.schema)}.{quote(self.name)}"
 
-    @property
-    def staged(self) -> Table:
-        """The table's staging twin (same columns, no keys): new rows are written there, checked,
-        and published into the table in one transaction only when the checks pass."""
-        return Table(f"{self.name}{STAGED_SUFFIX}", self.schema)
+    def staged(self, catalog: str | None = None) -> Table:
+        """The table's staging twin (same columns, no keys), in the engine's ``work_catalog``:
+        new rows are written there, checked, and published into the table in one transaction
+        only when the checks pass."""
+        return Table(f"{self.name}{STAGED_SUFFIX}", self.schema, catalog=catalog)
 
 
 TABLES: dict[str, Table] = {
@@ -189,7 +191,9 @@ class WarehouseResource(ConfigurableResource):
                              "okr_assets.resources.open_resources())")
         scheme = self.url.split("://", 1)[0].lower()
         if scheme == "duckdb":
-            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), wait_seconds, self.duckdb_memory_limit)
+            twins = [(TABLES[n].schema, TABLES[n].staged().name, TABLES[n].name) for n in STAGED_TABLES]
+            return DuckDBBackend(Path(self.url.removeprefix("duckdb:///")), wait_seconds, self.duckdb_memory_limit,
+                                 work_twins=twins)
         if scheme in {"postgresql", "postgres", "postgresql+psycopg2"}:
             return PostgresBackend(self.url, connect_timeout_seconds=max(1, min(10, round(wait_seconds))))
         raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: "
@@ -235,7 +239,11 @@ class WarehouseResource(ConfigurableResource):
         table of the content-hash-only shape to the file-version ledger."""
         backend = self.backend
         with backend.connect() as con:
-            staged = [TABLES[name].staged for name in STAGED_TABLES]
+            staged = [TABLES[name].staged() for name in STAGED_TABLES]
+            if backend.work_catalog:  # the twins live in the work catalog (``_prepare_work``)
+                for twin in staged:
+                    backend.execute(con, f"DROP TABLE IF EXISTS {twin.qualified}")  # where earlier versions kept them
+                staged = []
             for table in (*TABLES.values(), LANDED_FILES, LANDED_OFFSETS, *staged):
                 backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
                 if table is LANDED_FILES:
@@ -281,9 +289,14 @@ class WarehouseResource(ConfigurableResource):
         (``text_storage``: as for ``query``)."""
         t = _table(table)
         col = _column(t, column)
-        source = t.staged if staged else t
-        return self.query(f"SELECT * FROM {source.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
-                          [start, end], text_storage)
+        if not staged:
+            return self.query(f"SELECT * FROM {t.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
+                              [start, end], text_storage)
+        backend = self.backend
+        with backend.connect() as con:
+            source = _prepare_work(backend, con, [table])[0]
+            return backend.fetch(con, f"SELECT * FROM {source.qualified} WHERE {col} >= ? AND {col} < ? ORDER BY 1",
+                                 [start, end], text_storage)
 
     def span(self, table: str, column: str) -> tuple[dt.date, dt.date]:
         """``(first, last + 1 day)`` of a date column: the range that covers every row (an empty
@@ -299,8 +312,12 @@ class WarehouseResource(ConfigurableResource):
         return pd.Timestamp(row["lo"]).date(), pd.Timestamp(row["hi"]).date() + dt.timedelta(days=1)
 
     def count(self, table: str, staged: bool = False) -> int:
-        t = _table(table)
-        return int(self.query(f"SELECT count(*) AS n FROM {(t.staged if staged else t).qualified}").iloc[0, 0])
+        if not staged:
+            return int(self.query(f"SELECT count(*) AS n FROM {_table(table).qualified}").iloc[0, 0])
+        backend = self.backend
+        with backend.connect() as con:
+            twin = _prepare_work(backend, con, [table])[0]
+            return int(backend.fetch(con, f"SELECT count(*) AS n FROM {twin.qualified}").iloc[0, 0])
 
     def landed_file_digests(self, digests: Sequence[str]) -> dict[str, tuple[bool, str | None]]:
         """The file hashes among ``digests`` whose bytes already landed, each with whether that
@@ -522,8 +539,8 @@ class WarehouseResource(ConfigurableResource):
         """Empty the staging twins of ``tables`` (what a failed or abandoned step left there)."""
         backend = self.backend
         with self.transaction() as con:
-            for name in tables:
-                backend.execute(con, f"DELETE FROM {_staged_table(name).qualified}")
+            for twin in _prepare_work(backend, con, tables):
+                backend.execute(con, f"DELETE FROM {twin.qualified}")
 
     # -- transforms in the engine ----------------------------------------------------------------
     # A transform is an Ibis expression over ``table(...)``: unbound tables with the warehouse's
@@ -535,9 +552,9 @@ class WarehouseResource(ConfigurableResource):
         """The table ``name`` (or its staging twin) as an Ibis table to build transforms on."""
         import ibis
 
-        t = _staged_table(name) if staged else _table(name)
+        t = _staged_table(name, self.backend) if staged else _table(name)
         schema = {column: _IBIS_TYPES[sql] for column, sql in _sql_columns(name)}
-        return ibis.table(schema, name=t.name, database=t.schema)
+        return ibis.table(schema, name=t.name, catalog=t.catalog, database=t.schema)
 
     def compile(self, expr: ibis.Expr, inputs: Mapping[str, ibis.Table] | None = None) -> str:
         """The expression as SQL in the engine's dialect, with the engine's own adjustments
@@ -568,8 +585,9 @@ class WarehouseResource(ConfigurableResource):
         collist = ", ".join(quote(c) for c in columns)
         select = self.compile(expr.select(*columns), inputs)
         with self.transaction() as con:
-            backend.execute(con, f"INSERT INTO {_staged_table(name).qualified} ({collist}) {select}")
-            backend.analyze(con, _staged_table(name).qualified)  # the checks query it next
+            twin = _prepare_work(backend, con, [name])[0]
+            backend.execute(con, f"INSERT INTO {twin.qualified} ({collist}) {select}")
+            backend.analyze(con, twin.qualified)  # the checks query it next
 
     @contextmanager
     def scratch(self, name: str, of: str, expr: ibis.Table, inputs: Mapping[str, ibis.Table] | None = None
@@ -584,22 +602,25 @@ class WarehouseResource(ConfigurableResource):
 
         if not name.isidentifier():
             raise ValueError(f"scratch table name {name!r} is not an identifier")
-        t = Table(f"{name}_scratch", _table(of).schema)
-        select = self.compile(expr, inputs)
         backend = self.backend
-        with self.transaction() as con:
-            backend.execute(con, f"DROP TABLE IF EXISTS {t.qualified}")
-            backend.execute(con, f"CREATE TABLE {t.qualified} AS {select}")
-            backend.analyze(con, t.qualified)
-        try:
-            yield ibis.table(expr.schema(), name=t.name, database=t.schema)
-        finally:
-            with suppress(Exception):  # a lost connection: the next run replaces it
-                self.execute(f"DROP TABLE IF EXISTS {t.qualified}")
+        t = Table(f"{name}_scratch", _table(of).schema, catalog=backend.work_catalog)
+        select = self.compile(expr, inputs)
+        with backend.held_open():  # an in-memory work catalog lasts while the file is open
+            with self.transaction() as con:
+                _prepare_work(backend, con, [])
+                backend.execute(con, f"DROP TABLE IF EXISTS {t.qualified}")
+                backend.execute(con, f"CREATE TABLE {t.qualified} AS {select}")
+                backend.analyze(con, t.qualified)
+            try:
+                yield ibis.table(expr.schema(), name=t.name, catalog=t.catalog, database=t.schema)
+            finally:
+                with suppress(Exception):  # a lost connection: the next run replaces it
+                    self.execute(f"DROP TABLE IF EXISTS {t.qualified}")
 
     def publish_staged(self, start: dt.date, end: dt.date, targets: Sequence[tuple[str, str]]) -> None:
         """For each (table, column): replace the table's rows with ``start <= column < end`` by
-        its staged rows of that range, and empty the staging twin; all tables in one transaction."""
+        its staged rows of that range, all tables in one transaction; then empty the staging
+        twins (a twin left full by a failure there is emptied by the next ``clear_staged``)."""
         backend = self.backend
         with self.transaction() as con:
             for name, _ in targets:  # writers of a table take turns, as in replace_table
@@ -609,9 +630,12 @@ class WarehouseResource(ConfigurableResource):
                 collist = ", ".join(quote(c) for c in self.columns(name))
                 backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
                 backend.execute(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM "
-                                     f"{t.staged.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
-                backend.execute(con, f"DELETE FROM {t.staged.qualified}")
+                                     f"{_staged_table(name, backend).qualified} WHERE {col} >= ? AND {col} < ?",
+                                [start, end])
                 backend.analyze(con, t.qualified)  # the next step's transforms read it
+        # Apart from the publish: a DuckDB transaction writes to one database, and the twins are
+        # in the work catalog.
+        self.clear_staged([name for name, _ in targets])
 
 
 def _compiled(backend: Backend, node: Any) -> str:
@@ -628,10 +652,16 @@ def _compiled_for(dialect: str, adjust: Callable[[str], str], node: Any) -> str:
     return adjust(ibis.to_sql(node.to_expr(), dialect=dialect))
 
 
-def _staged_table(name: str) -> Table:
+def _staged_table(name: str, backend: Backend) -> Table:
     if name not in STAGED_TABLES:
         raise ValueError(f"{name} is not written through staging; staged tables: {', '.join(STAGED_TABLES)}")
-    return _table(name).staged
+    return _table(name).staged(backend.work_catalog)
+
+
+def _prepare_work(backend: Backend, con: Any, names: Sequence[str]) -> list[Table]:
+    """The staging twins of ``names``, where the engine keeps them (``Backend.prepare_work``)."""
+    backend.prepare_work(con)
+    return [_staged_table(name, backend) for name in names]
 
 
 def _record_ledger(backend: Backend, con: Any, files: Sequence[FileVersion], offsets: Sequence[OffsetRange],

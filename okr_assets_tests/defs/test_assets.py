@@ -355,7 +355,10 @@ def test_a_failure_after_staging_fails_the_run_and_keeps_the_old_rows(
     write_csv(okr_home / "landing" / "b.csv", [checkin(1, "2025-08-10", value=60)])
     land(instance, resources, ["b.csv"])
 
+    staged_before_the_failure = []
+
     def blow_up(judged):
+        staged_before_the_failure.append(warehouse.count("okr_processed", staged=True))
         raise RuntimeError("building the rejects blew up")
 
     monkeypatch.setattr(validation, "reject_rows", blow_up)
@@ -363,6 +366,6 @@ def test_a_failure_after_staging_fails_the_run_and_keeps_the_old_rows(
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "building the rejects blew up" in str(failure.event_specific_data.error)
-    assert warehouse.count("okr_processed", staged=True) > 0  # the accepted rows were staged ...
+    assert staged_before_the_failure[0] > 0  # the accepted rows were staged ...
     after = warehouse.query("SELECT checkin_id, score FROM okr_processed.okr_processed ORDER BY 1")
     pd.testing.assert_frame_equal(after, before)  # ... and not published

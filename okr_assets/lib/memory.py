@@ -1,4 +1,5 @@
-"""Keep a long step's memory down to what it uses: reference cycles freed while it runs.
+"""Keep a long step's memory down to what it uses: reference cycles freed while it runs, and
+Arrow's freed memory handed back when landing ends.
 
 Landing makes many fresh containers (a list per CSV row, a record per Kafka message, pandas
 Series whose cached ``.str`` and ``.dt`` accessors are reference cycles). In a run process the
@@ -31,3 +32,13 @@ def older_objects_frozen() -> Iterator[None]:
     finally:
         if not frozen_before:
             gc.unfreeze()
+
+
+def release_arrow_memory() -> None:
+    """Hand the memory Arrow's allocator (mimalloc in the pyarrow wheels) still keeps from freed
+    batches back to the system. Landing's Arrow batches peak at ~300 MB and the allocator kept
+    ~120 MB of it after they were freed, which the warehouse engine's own memory (DuckDB, in the
+    same process) then came on top of."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from okr_assets.defs.ingestion.checks import OKR_RAW_SCHEMA, LandedRowsCheck
 from okr_assets.defs.metadata import WAREHOUSE_KIND, column_schema
 from okr_assets.defs.partitions import FIRST_PARTITION
-from okr_assets.lib.memory import older_objects_frozen
+from okr_assets.lib.memory import older_objects_frozen, release_arrow_memory
 from okr_assets.resources import KafkaResource, LandingFolderResource, WarehouseResource
 from okr_assets.resources.landing import FileRead, NotLandableError
 from okr_assets.resources.warehouse import FileVersion, LandResult, OffsetRange, landing_table
@@ -132,12 +132,15 @@ def okr_raw(
     checked = OKR_RAW_SCHEMA.key in context.selected_asset_check_keys
     tally = _Tally(check=LandedRowsCheck(context.run.run_id) if checked else None)
     ingested_at = pd.Timestamp.now(tz="UTC")
-    with older_objects_frozen(), suppress(_AuditFailed):
-        if config.kafka_ranges:
-            _land_kafka(context, config.kafka_ranges, warehouse, kafka, ingested_at, tally)
-        if config.files or not config.kafka_ranges:
-            names = config.files or [e.name for e in landing.csv_files(settled_only=False)]
-            _land_files(context, names, warehouse, landing, ingested_at, tally)
+    try:
+        with older_objects_frozen(), suppress(_AuditFailed):
+            if config.kafka_ranges:
+                _land_kafka(context, config.kafka_ranges, warehouse, kafka, ingested_at, tally)
+            if config.files or not config.kafka_ranges:
+                names = config.files or [e.name for e in landing.csv_files(settled_only=False)]
+                _land_files(context, names, warehouse, landing, ingested_at, tally)
+    finally:
+        release_arrow_memory()  # the next steps of the run (the cascade) need it for the engine
     _cascade_unreported(context, warehouse, tally)
 
     ordered = sorted(tally.touched)

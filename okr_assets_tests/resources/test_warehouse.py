@@ -70,6 +70,36 @@ def test_the_embedded_engine_keeps_to_its_memory_limit(tmp_path: Path) -> None:
         WarehouseResource(url=f"duckdb:///{tmp_path}/x.duckdb", duckdb_memory_limit="1GB'; DROP").execute("SELECT 1")
 
 
+def test_staged_rows_are_published_from_where_the_engine_keeps_them(warehouse_url: str) -> None:
+    """Rows staged inside a block that holds the warehouse open are published into the table. On
+    DuckDB the staging twins are in the in-memory work catalog: the file itself holds no staging
+    table, and a staged range not published is gone once the file is closed. On PostgreSQL they
+    are tables beside the ones they stage."""
+    import ibis
+
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    columns = warehouse.columns("okr_curated")
+    july, october = dt.date(2025, 7, 1), dt.date(2025, 10, 1)
+    warehouse.append("okr_curated", pd.DataFrame([{**dict.fromkeys(columns), "key_result_id": "kr1",
+                                                   "cycle_id": "c1", "cycle_quarter": july}]))
+    curated = warehouse.table("okr_curated")
+    moved = curated.filter(curated.cycle_quarter == july).mutate(cycle_quarter=ibis.literal(october))  # moved on
+    duckdb = warehouse_url.startswith("duckdb")
+    with warehouse.held_open():
+        warehouse.clear_staged(["okr_curated"])
+        warehouse.insert_staged("okr_curated", moved)
+        assert warehouse.count("okr_curated", staged=True) == 1
+        in_file = set(warehouse.query("SELECT table_name FROM information_schema.tables "
+                                      "WHERE table_catalog = current_database()")["table_name"])
+        assert ("okr_curated_staged" in in_file) is not duckdb
+        warehouse.publish_staged(october, dt.date(2025, 10, 2), [("okr_curated", "cycle_quarter")])
+        assert warehouse.count("okr_curated", staged=True) == 0
+        warehouse.insert_staged("okr_curated", moved)  # staged, never published
+    assert warehouse.count("okr_curated") == 2
+    assert warehouse.count("okr_curated", staged=True) == (0 if duckdb else 1)
+
+
 def test_a_scratch_table_is_gone_after_its_block_even_when_the_block_fails(warehouse_url: str) -> None:
     warehouse = WarehouseResource(url=warehouse_url)
     warehouse.setup()

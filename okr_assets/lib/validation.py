@@ -308,8 +308,14 @@ def range_candidates(raw: ir.Table, start: dt.date, end: dt.date) -> ir.Table:
     import ibis
 
     mine = (raw.partition_date >= ibis.date(start)) & (raw.partition_date < ibis.date(end))
-    keys = raw.filter(mine).select(key=clean(raw.checkin_id))
-    return raw.filter(mine | clean(raw.checkin_id).isin(keys.key)).mutate(_mine=mine)
+    own = raw.filter(mine)
+    keys = own.select(key=clean(own.checkin_id))
+    # The range's rows, and apart from them the others matched against the range's ids: the rows
+    # of a range spanning every partition are never matched one by one (a filter ``mine OR id IN
+    # keys`` was a mark join over every landed row: a million rows judged in 4.9 s, 4.2 s so).
+    others = raw.filter(~mine.fill_null(False))
+    others = others.filter(clean(others.checkin_id).isin(keys.key))
+    return own.mutate(_mine=mine).union(others.mutate(_mine=mine), distinct=False)
 
 
 def range_verdicts(raw_schema: ibis.Schema, first_partition: dt.date) -> ir.Table:

@@ -393,3 +393,24 @@ def test_any_text_round_trips_through_the_bulk_load(warehouse_url: str, comments
     back = warehouse.query("SELECT comment FROM okr_raw.okr_raw WHERE run_id = ? ORDER BY raw_id",
                            [frame["run_id"][0]])
     assert [None if pd.isna(v) else v for v in back["comment"]] == comments
+
+
+def test_a_range_reads_its_rows_and_the_other_versions_of_their_checkins(warehouse_url: str) -> None:
+    """``range_candidates``: the rows of the range (``_mine``), and of the other partitions only
+    the versions of the range's check-ins (their ids compared trimmed); rows without an id and
+    other check-ins stay out."""
+    from okr_assets.lib.validation import range_candidates
+
+    warehouse = WarehouseResource(url=warehouse_url)
+    warehouse.setup()
+    rows = _raw_rows(range(6))
+    rows["checkin_id"] = ["a", " b ", None, "b", "c", "a"]
+    # rows 0-2 check in on 2025-07-05, rows 3-5 carry no check-in time (routed to their ingest day, 07-10)
+    rows.loc[:2, "checkin_at"] = "2025-07-05T09:00:00Z"
+    warehouse.land_raw(rows, FIRST)
+    raw = warehouse.table("okr_raw")
+    got = warehouse.fetch(range_candidates(raw, dt.date(2025, 7, 5), dt.date(2025, 7, 6))
+                          .select("source_key", "_mine"))
+    assert dict(zip(got["source_key"], got["_mine"].astype(bool), strict=True)) == {
+        "kafka:t:0:0": True, "kafka:t:0:1": True, "kafka:t:0:2": True,  # the range's own rows
+        "kafka:t:0:3": False, "kafka:t:0:5": False}  # b and a landed on 07-10; c is another check-in

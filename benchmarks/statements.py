@@ -6,7 +6,7 @@ warehouse backend executes or fetches timed, and prints the steps' wall times, p
 statements that took longest (progress and the table on stderr, one JSON line on stdout). Not one
 of ``make bench``'s targets: a profile to read next to them.
 
-    OKR_BENCH_BATCH_ROWS=1000000 python -m benchmarks.statements [--url postgresql://...]
+    OKR_BENCH_BATCH_ROWS=1000000 python -m benchmarks.statements [--postgres | --url postgresql://...]
 
 ``--keep DIR`` generates into (or reuses the CSVs of) ``DIR/landing`` instead of a temporary
 folder. DuckDB's operator timings of one statement: ``PRAGMA enable_profiling = 'json'``.
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import emit, generated_csvs, log, peak_rss_mib, size, workdir
+from benchmarks._common import emit, generated_csvs, log, peak_rss_mib, postgres_url, size, workdir
 
 STEPS = (["okr_raw"], ["okr_processed", "okr_rejects"], ["okr_curated"], ["okr_features"])
 
@@ -103,6 +103,7 @@ def run(home: Path, url: str) -> dict[str, Any]:
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="warehouse URL (default: a DuckDB file in the work folder)")
+    parser.add_argument("--postgres", action="store_true", help="on a throw-away PostgreSQL cluster")
     parser.add_argument("--keep", type=Path, help="work folder to keep (its landing/ CSVs are reused)")
     args = parser.parse_args()
     rows = size("batch_rows", 1_000_000)
@@ -119,7 +120,10 @@ def main() -> dict[str, Any]:
                 shutil.rmtree(stale)
             else:
                 stale.unlink(missing_ok=True)
-        detail = run(home, args.url or f"duckdb:///{warehouse}")
+        url = args.url or f"duckdb:///{warehouse}"
+        if args.postgres:
+            url = stack.enter_context(postgres_url())
+        detail = run(home, url)
     return emit({"name": "statements", "rows": rows, **detail})
 
 

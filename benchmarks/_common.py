@@ -167,3 +167,23 @@ def embedded_instance(home: Path) -> Iterator[Any]:
     ensure_dagster_home(home)
     with DagsterInstance.from_config(str(home)) as instance:
         yield instance
+
+
+# The batch pipeline's steps, each one run (benchmarks/batch_pipeline.py, statements.py).
+PIPELINE_STEPS: tuple[list[str], ...] = (["okr_raw"], ["okr_processed", "okr_rejects"], ["okr_curated"],
+                                         ["okr_features"])
+
+
+def span_tags(warehouse: Any, asset: str) -> dict[str, str]:
+    """Like okr_refresh_sensor: the run tags of one run over the span of partitions that hold
+    data for ``asset`` (none for okr_raw, which is not partitioned)."""
+    from okr_assets.defs.partitions import daily_partitions, quarterly_partitions
+
+    if asset == "okr_raw":
+        return {}
+    column, keys = (("partition_date", daily_partitions) if asset == "okr_processed"
+                    else ("cycle_start", quarterly_partitions))
+    table = "okr_raw.okr_raw" if asset == "okr_processed" else "okr_processed.okr_processed"
+    span = warehouse.query(f"SELECT min({column}) AS lo, max({column}) AS hi FROM {table}")
+    lo, hi = (keys.get_partition_key_for_timestamp(span[c][0].timestamp()) for c in ("lo", "hi"))
+    return {"dagster/asset_partition_range_start": lo, "dagster/asset_partition_range_end": hi}

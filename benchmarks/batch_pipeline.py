@@ -29,7 +29,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import emit, generated_csvs, log, peak_rss_mib, postgres_url, run_measured, size, workdir
+from benchmarks._common import (
+    PIPELINE_STEPS,
+    emit,
+    generated_csvs,
+    log,
+    peak_rss_mib,
+    postgres_url,
+    run_measured,
+    size,
+    span_tags,
+    workdir,
+)
 
 TARGET_RATIO = 1.0
 TARGET_FLOOR_RATIO = 3.0
@@ -74,24 +85,14 @@ def ours(landing: Path, url: str) -> dict[str, Any]:
 
     from benchmarks._common import bench_resources, embedded_instance
     from okr_assets.definitions import defs
-    from okr_assets.defs.partitions import daily_partitions, quarterly_partitions
-
     resources = bench_resources(landing.parent, url)
     assets = [*defs.assets, *defs.asset_checks]
     warehouse = resources["warehouse"]
     seconds: dict[str, float] = {}
     peak_mib: dict[str, float] = {}  # the process's peak RSS after each step: which step raises it
     with embedded_instance(landing.parent / "dagster") as instance:  # what `make run` records runs in
-        for selection in (["okr_raw"], ["okr_processed", "okr_rejects"], ["okr_curated"], ["okr_features"]):
-            # Like okr_refresh_sensor: one run over the span of partitions that hold data.
-            tags: dict[str, str] = {}
-            if selection[0] != "okr_raw":
-                column, keys = (("partition_date", daily_partitions) if selection[0] == "okr_processed"
-                                else ("cycle_start", quarterly_partitions))
-                table = "okr_raw.okr_raw" if selection[0] == "okr_processed" else "okr_processed.okr_processed"
-                span = warehouse.query(f"SELECT min({column}) AS lo, max({column}) AS hi FROM {table}")
-                lo, hi = (keys.get_partition_key_for_timestamp(span[c][0].timestamp()) for c in ("lo", "hi"))
-                tags = {"dagster/asset_partition_range_start": lo, "dagster/asset_partition_range_end": hi}
+        for selection in PIPELINE_STEPS:
+            tags = span_tags(warehouse, selection[0])
             started = time.perf_counter()
             if not materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags).success:
                 raise RuntimeError(f"materializing {selection} failed")

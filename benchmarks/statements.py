@@ -23,9 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import emit, generated_csvs, log, peak_rss_mib, postgres_url, size, workdir
-
-STEPS = (["okr_raw"], ["okr_processed", "okr_rejects"], ["okr_curated"], ["okr_features"])
+from benchmarks._common import PIPELINE_STEPS, emit, generated_csvs, log, peak_rss_mib, size, span_tags, workdir
 
 
 @contextlib.contextmanager
@@ -65,8 +63,6 @@ def run(home: Path, url: str) -> dict[str, Any]:
 
     from benchmarks._common import bench_resources, embedded_instance
     from okr_assets.definitions import defs
-    from okr_assets.defs.partitions import daily_partitions, quarterly_partitions
-
     resources = bench_resources(home, url)
     warehouse = resources["warehouse"]
     assets = [*defs.assets, *defs.asset_checks]
@@ -74,16 +70,9 @@ def run(home: Path, url: str) -> dict[str, Any]:
     steps: dict[str, dict[str, float]] = {}
     current = [""]
     with embedded_instance(home / "dagster") as instance, timed_statements(stats, current):
-        for selection in STEPS:
+        for selection in PIPELINE_STEPS:
             current[0] = selection[0]
-            tags: dict[str, str] = {}
-            if selection[0] != "okr_raw":  # one run over the partitions that hold data, as batch_pipeline
-                column, keys = (("partition_date", daily_partitions) if selection[0] == "okr_processed"
-                                else ("cycle_start", quarterly_partitions))
-                table = "okr_raw.okr_raw" if selection[0] == "okr_processed" else "okr_processed.okr_processed"
-                span = warehouse.query(f"SELECT min({column}) AS lo, max({column}) AS hi FROM {table}")
-                lo, hi = (keys.get_partition_key_for_timestamp(span[c][0].timestamp()) for c in ("lo", "hi"))
-                tags = {"dagster/asset_partition_range_start": lo, "dagster/asset_partition_range_end": hi}
+            tags = span_tags(warehouse, selection[0])
             started = time.perf_counter()
             if not materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags).success:
                 raise RuntimeError(f"materializing {selection} failed")
@@ -122,6 +111,8 @@ def main() -> dict[str, Any]:
                 stale.unlink(missing_ok=True)
         url = args.url or f"duckdb:///{warehouse}"
         if args.postgres:
+            from benchmarks._common import postgres_url
+
             url = stack.enter_context(postgres_url())
         detail = run(home, url)
     return emit({"name": "statements", "rows": rows, **detail})

@@ -36,9 +36,9 @@ def older_objects_frozen() -> Iterator[None]:
 
 def release_arrow_memory() -> None:
     """Hand the memory Arrow's allocator (mimalloc in the pyarrow wheels) still keeps from freed
-    batches back to the system. Landing's Arrow batches peak at ~300 MB and the allocator kept
-    ~120 MB of it after they were freed, which the warehouse engine's own memory (DuckDB, in the
-    same process) then came on top of."""
+    batches back to the system. Landing's Arrow batches peak at ~300 MB, of which the allocator
+    keeps ~120 MB once they are freed; the warehouse engine's own memory in the later steps
+    (DuckDB, in the same process) would come on top of it."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()

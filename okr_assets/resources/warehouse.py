@@ -240,9 +240,9 @@ class WarehouseResource(ConfigurableResource):
         backend = self.backend
         with backend.connect() as con:
             staged = [TABLES[name].staged() for name in STAGED_TABLES]
-            if backend.work_catalog:  # the twins live in the work catalog (``_prepare_work``)
+            if backend.work_catalog:  # the twins live in the work catalog (``_prepare_work``), none in the file
                 for twin in staged:
-                    backend.execute(con, f"DROP TABLE IF EXISTS {twin.qualified}")  # where earlier versions kept them
+                    backend.execute(con, f"DROP TABLE IF EXISTS {twin.qualified}")
                 staged = []
             for table in (*TABLES.values(), LANDED_FILES, LANDED_OFFSETS, *staged):
                 backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
@@ -456,8 +456,8 @@ class WarehouseResource(ConfigurableResource):
             # raw_id comes from each row's position (_rn), so no ORDER BY: sorting every column of
             # the batch cost DuckDB ~0.6 s per million rows, for a physical order nothing reads.
             # The keys already landed are found first, by a semi-join that hashes the batch and
-            # streams okr_raw past it (usually none): an anti-join of the batch against the
-            # whole table let DuckDB hash okr_raw's keys instead, memory growing with the table.
+            # streams okr_raw past it (usually none): with an anti-join of the batch against the
+            # whole table DuckDB hashes okr_raw's keys instead, its memory growing with the table.
             backend.execute(
                 con,
                 f"WITH landed AS MATERIALIZED (SELECT source_key FROM {t.qualified} WHERE source_key IN "

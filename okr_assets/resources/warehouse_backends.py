@@ -100,9 +100,10 @@ class DuckDBBackend:
     embedded = True
     # Staging twins and scratch tables live in an in-memory database attached to the open file
     # (shared by the process's connections while one holds the file open, gone when the last
-    # closes): DuckDB compresses every row group it writes into the file, and a million staged
-    # rows took ~1.3 s to write there, ~0.4 s in memory. They only ever live inside one
-    # refresh, which holds the file open (``exclusive``) from clearing them to publishing them.
+    # closes): DuckDB compresses every row group it writes into the file (a million staged rows:
+    # ~1.2 s there, ~0.4 s in memory within the memory limit; past it DuckDB spills them beside
+    # the file, and the gain shrinks). They only ever live inside one refresh, which holds the
+    # file open (``exclusive``) from clearing them to publishing them.
     work_catalog = "okr_work"
 
     def __init__(self, path: Path, lock_timeout_seconds: float, memory_limit: str = "",

@@ -84,7 +84,8 @@ def test_staged_rows_are_published_from_where_the_engine_keeps_them(warehouse_ur
     warehouse.append("okr_curated", pd.DataFrame([{**dict.fromkeys(columns), "key_result_id": "kr1",
                                                    "cycle_id": "c1", "cycle_quarter": july}]))
     curated = warehouse.table("okr_curated")
-    moved = curated.filter(curated.cycle_quarter == july).mutate(cycle_quarter=ibis.literal(october))  # moved on
+    # July's row, in October
+    moved = curated.filter(curated.cycle_quarter == july).mutate(cycle_quarter=ibis.literal(october))
     duckdb = warehouse_url.startswith("duckdb")
     with warehouse.held_open():
         warehouse.clear_staged(["okr_curated"])

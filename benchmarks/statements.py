@@ -9,7 +9,8 @@ of ``make bench``'s targets: a profile to read next to them.
     OKR_BENCH_BATCH_ROWS=1000000 python -m benchmarks.statements [--postgres | --url postgresql://...]
 
 ``--keep DIR`` generates into (or reuses the CSVs of) ``DIR/landing`` instead of a temporary
-folder. DuckDB's operator timings of one statement: ``PRAGMA enable_profiling = 'json'``.
+folder. ``--profile TEXT`` writes DuckDB's JSON operator profile of every statement containing
+TEXT into ``DIR/profiles`` (``--keep`` to read them afterwards).
 """
 
 from __future__ import annotations
@@ -27,20 +28,33 @@ from benchmarks._common import PIPELINE_STEPS, emit, generated_csvs, log, peak_r
 
 
 @contextlib.contextmanager
-def timed_statements(seconds: dict[tuple[str, str], list[float]], step: list[str]) -> Iterator[None]:
-    """Time every ``execute``/``fetch``/``stage`` of both backends, keyed by (step, statement start)."""
+def timed_statements(seconds: dict[tuple[str, str], list[float]], step: list[str],
+                     profile: str | None = None, profiles: Path | None = None) -> Iterator[None]:
+    """Time every ``execute``/``fetch``/``stage`` of both backends, keyed by (step, statement start);
+    DuckDB statements containing ``profile`` also write their operator profile into ``profiles``."""
     from okr_assets.resources import warehouse_backends as wb
 
     originals: list[tuple[type, str, Callable[..., Any]]] = []
+    written = [0]
 
     def wrap(cls: type, name: str) -> None:
         original = getattr(cls, name)
 
         def timed(self: Any, con: Any, sql: Any, *args: Any, **kwargs: Any) -> Any:
+            profiled = bool(profile and profiles and cls is wb.DuckDBBackend and name == "execute"
+                            and profile in str(sql))
+            if profiled:
+                written[0] += 1
+                out = profiles / f"{step[0]}-{written[0]}.json"  # type: ignore[operator]
+                con.execute("PRAGMA enable_profiling = 'json'")
+                con.execute(f"PRAGMA profiling_output = '{out}'")
+                log(f"profiling into {out}")
             started = time.perf_counter()
             try:
                 return original(self, con, sql, *args, **kwargs)
             finally:
+                if profiled:
+                    con.execute("PRAGMA disable_profiling")
                 entry = seconds[(step[0], " ".join(str(sql).split())[:120])]
                 entry[0] += 1
                 entry[1] += time.perf_counter() - started
@@ -58,7 +72,7 @@ def timed_statements(seconds: dict[tuple[str, str], list[float]], step: list[str
             setattr(cls, name, original)
 
 
-def run(home: Path, url: str) -> dict[str, Any]:
+def run(home: Path, url: str, profile: str | None = None) -> dict[str, Any]:
     from dagster import materialize
 
     from benchmarks._common import bench_resources, embedded_instance
@@ -69,7 +83,7 @@ def run(home: Path, url: str) -> dict[str, Any]:
     stats: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
     steps: dict[str, dict[str, float]] = {}
     current = [""]
-    with embedded_instance(home / "dagster") as instance, timed_statements(stats, current):
+    with embedded_instance(home / "dagster") as instance, timed_statements(stats, current, profile, home / "profiles"):
         for selection in PIPELINE_STEPS:
             current[0] = selection[0]
             tags = span_tags(warehouse, selection[0])
@@ -94,6 +108,8 @@ def main() -> dict[str, Any]:
     parser.add_argument("--url", help="warehouse URL (default: a DuckDB file in the work folder)")
     parser.add_argument("--postgres", action="store_true", help="on a throw-away PostgreSQL cluster")
     parser.add_argument("--keep", type=Path, help="work folder to keep (its landing/ CSVs are reused)")
+    parser.add_argument("--profile", metavar="TEXT", help="write DuckDB's JSON operator profile of each statement "
+                        "containing TEXT into <work folder>/profiles")
     args = parser.parse_args()
     rows = size("batch_rows", 1_000_000)
     with contextlib.ExitStack() as stack:
@@ -104,7 +120,7 @@ def main() -> dict[str, Any]:
             written, paths = generated_csvs(landing, rows)
             log(f"generated {written} rows in {len(paths)} CSV files")
         warehouse = home / "statements.duckdb"
-        for stale in (warehouse, home / "statements.duckdb.wal", home / "dagster"):
+        for stale in (warehouse, home / "statements.duckdb.wal", home / "dagster", home / "profiles"):
             if stale.is_dir():
                 shutil.rmtree(stale)
             else:
@@ -114,7 +130,8 @@ def main() -> dict[str, Any]:
             from benchmarks._common import postgres_url
 
             url = stack.enter_context(postgres_url())
-        detail = run(home, url)
+        (home / "profiles").mkdir(exist_ok=True)
+        detail = run(home, url, args.profile)
     return emit({"name": "statements", "rows": rows, **detail})
 
 

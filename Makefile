@@ -11,8 +11,8 @@ export DAGSTER_HOME := $(OKR_HOME)/dagster
 .PHONY: run test demo install init-home system-deps lint clean-data mlflow-ui bench-model bench-drift bench
 
 # System tools the test suite needs, as apt-package:command pairs; chromium is the browser the UI
-# tests drive (Playwright's own browser download is not used).
-SYSTEM_DEPS := docker-compose:docker-compose chromium:chromium
+# tests drive (Playwright's own browser download is not used), Java runs the local Spark session.
+SYSTEM_DEPS := docker-compose:docker-compose chromium:chromium openjdk-17-jre-headless:java
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml

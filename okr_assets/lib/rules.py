@@ -74,12 +74,14 @@ def decimal_text(value: ir.FloatingValue) -> ir.StringValue:
 
 def iso_utc(ts: ir.TimestampValue) -> ir.StringValue:
     """``YYYY-MM-DDTHH:MM:SSZ`` of a UTC timestamp, built from its fields: Ibis's strftime becomes
-    PostgreSQL's to_char, whose pattern language reads the ``T`` of ``DDTHH`` as an ordinal suffix."""
+    PostgreSQL's to_char, whose pattern language reads the ``T`` of ``DDTHH`` as an ordinal suffix.
+    The seconds are cast to an integer: Spark's ``EXTRACT(second ...)`` keeps the fraction
+    (``0.000000``), where DuckDB and PostgreSQL give whole seconds."""
     def two(v: ir.IntegerValue) -> ir.StringValue:
         return v.cast("string").lpad(2, "0")
 
     return (ts.year().cast("string").lpad(4, "0") + "-" + two(ts.month()) + "-" + two(ts.day()) + "T"
-            + two(ts.hour()) + ":" + two(ts.minute()) + ":" + two(ts.second()) + "Z")
+            + two(ts.hour()) + ":" + two(ts.minute()) + ":" + two(ts.second().cast("int64")) + "Z")
 
 
 def _missing(column: str) -> Rule:

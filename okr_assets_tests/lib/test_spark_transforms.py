@@ -1,0 +1,116 @@
+"""The transforms' expressions run on Spark and give DuckDB's rows.
+
+The same generated check-ins (every row-level reject reason, superseded versions, several
+cycles) go through the validation, the curation and the point-in-time features on a local Spark
+session and on the in-memory DuckDB the model's code uses; the tables must agree row for row
+(floats to 1e-9). The validation runs as okr_processed's step runs it: the verdicts written once
+into a table, the winners decided from that table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from okr_assets.lib import validation
+from okr_assets.lib.curation import curate, curate_frame
+from okr_assets.lib.features import CHECKIN_COLUMNS as FEATURE_INPUTS
+from okr_assets.lib.features import LABEL_COLUMNS, build_features, features
+from okr_assets.lib.generator import GeneratorConfig, generate
+from okr_assets_tests.spark import fetch, ibis_spark, load, materialize, spark_session
+
+NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
+FIRST_PARTITION = dt.date(2024, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with spark_session(tmp_path_factory.mktemp("spark-warehouse")) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def landed() -> pd.DataFrame:
+    """Landed rows in okr_raw's shape: generated exports with bad rows, and a second landing of
+    some check-ins (newer versions, one of them invalid)."""
+    data = generate(GeneratorConfig(seed=21, teams=2, cycles=3, bad_share=0.05, as_of=NOW))
+    rows = pd.concat(data.files.values(), ignore_index=True).astype("string")
+    good = rows[~rows["checkin_id"].str.contains("-bad-")]
+    newer = good.iloc[::40].assign(value=lambda f: (f["value"].astype(float) + 1.5).astype(str),
+                                   comment="re-exported")
+    newer.iloc[0, newer.columns.get_loc("confidence")] = "11"  # an invalid newer version: rejected
+    rows = pd.concat([rows, newer], ignore_index=True)
+    rows = rows.assign(raw_id=range(1, len(rows) + 1), source="file", source_ref=[f"f.csv:{i + 2}" for i in rows.index],
+                       ingested_at=pd.Timestamp(NOW), partition_date=pd.Timestamp(NOW.date()))
+    return validation._as_raw(rows, True).rename(columns={"_mine_row": "_mine"})
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC microseconds (engines differ in zone and unit, not in the instant)."""
+    values = pd.to_datetime(values)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.astype("datetime64[us]")
+
+
+def _same(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
+    assert len(expected), "nothing to compare"
+    assert sorted(actual.columns) == sorted(expected.columns)
+    actual = actual.sort_values(keys).reset_index(drop=True)
+    expected = expected.sort_values(keys).reset_index(drop=True)
+    assert len(actual) == len(expected)
+    for column in expected.columns:
+        a, e = actual[column], expected[column]
+        if pd.api.types.is_numeric_dtype(e) and not pd.api.types.is_bool_dtype(e):
+            assert np.allclose(a.astype(float), e.astype(float), rtol=1e-9, atol=1e-12, equal_nan=True), column
+        elif pd.api.types.is_datetime64_any_dtype(e):
+            assert _utc(a).equals(_utc(e)), column
+        else:
+            def values(s: pd.Series) -> list[object]:
+                return s.astype(object).where(s.notna(), None).tolist()
+
+            assert values(a) == values(e), column
+
+
+def test_the_validation_gives_the_same_verdicts_on_spark(spark: Any, landed: pd.DataFrame) -> None:
+    con = ibis_spark(spark)
+    candidates = load(con, validation.CANDIDATES, landed)
+    raw_schema = ibis.schema({c: t for c, t in candidates.schema().items() if c != "_mine"})
+    materialize(spark, "okr_judged_scratch", validation.range_verdicts(raw_schema, FIRST_PARTITION))
+    judged = ibis.table(con.table("okr_judged_scratch").schema(), name="okr_judged_scratch")
+    on_spark = fetch(spark, validation.kept(validation.decide(judged)))
+
+    expected = validation.validate_versions(landed.drop(columns="_mine"), FIRST_PARTITION)
+    accepted = on_spark[on_spark["outcome"] == validation.ACCEPTED][list(validation.PROCESSED_COLUMNS)]
+    _same(accepted, expected.accepted, ["raw_id"])
+    rejected = on_spark[on_spark["outcome"] == validation.REJECTED]
+    assert rejected["reason"].nunique() >= 8  # the generator's bad rows break many rules
+    for column in ("reason", "message"):
+        assert (rejected.set_index("raw_id")[column].sort_index().tolist()
+                == expected.rejects.set_index("raw_id")[column].sort_index().tolist()), column
+    superseded = on_spark[on_spark["outcome"].isin(validation.SUPERSESSION_KINDS)]
+    assert sorted(superseded["raw_id"]) == sorted(expected.superseded["raw_id"].astype(int))
+    assert len(superseded) and int(on_spark["over_valid"].sum()) == expected.rejected_over_valid == 1
+
+
+def test_curation_and_features_give_the_same_rows_on_spark(spark: Any, landed: pd.DataFrame,
+                                                           tmp_path: Path) -> None:
+    con = ibis_spark(spark)
+    processed = validation.validate_versions(landed.drop(columns="_mine"), FIRST_PARTITION).accepted
+    table = load(con, "okr_processed", processed)
+
+    curated = fetch(spark, curate(table, NOW.date()))
+    expected_curated = curate_frame(processed, NOW.date())
+    _same(curated, expected_curated, ["key_result_id", "cycle_id"])
+    assert curated["cycle_closed"].any() and not curated["cycle_closed"].all()
+
+    labels = load(con, "okr_curated", expected_curated[list(LABEL_COLUMNS)])
+    on_spark = fetch(spark, features(table.select(*FEATURE_INPUTS), labels, NOW))
+    _same(on_spark, build_features(processed, expected_curated, NOW), ["key_result_id", "cycle_id", "week"])

@@ -1,10 +1,11 @@
 """The transforms' expressions run on Spark and give DuckDB's rows.
 
-The same generated check-ins (every row-level reject reason, superseded versions, several
-cycles) go through the validation, the curation and the point-in-time features on a local Spark
-session and on the in-memory DuckDB the model's code uses; the tables must agree row for row
-(floats to 1e-9). The validation runs as okr_processed's step runs it: the verdicts written once
-into a table, the winners decided from that table.
+Landing's partition routing of awkward timestamps; and the same generated check-ins (many
+row-level reject reasons, newer valid and invalid versions, several cycles) through the
+validation, the curation and the point-in-time features, on a local Spark session and on the
+in-memory DuckDB the model's code uses: the tables must agree row for row (floats to 1e-9).
+The validation runs as okr_processed's step runs it: the verdicts written once into a table,
+the winners decided from that table.
 """
 
 from __future__ import annotations
@@ -114,3 +115,19 @@ def test_curation_and_features_give_the_same_rows_on_spark(spark: Any, landed: p
     labels = load(con, "okr_curated", expected_curated[list(LABEL_COLUMNS)])
     on_spark = fetch(spark, features(table.select(*FEATURE_INPUTS), labels, NOW))
     _same(on_spark, build_features(processed, expected_curated, NOW), ["key_result_id", "cycle_id", "week"])
+
+
+def test_landing_routes_rows_to_the_same_partitions_on_spark(spark: Any) -> None:
+    texts = ["2026-05-01T10:00:00Z", "2026-05-01T23:30:00-02:00", "2024-02-29T00:00:00+14:00", "2026-05-01t10:00:00z",
+             " 2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "garbage", None, "2023-01-01T00:00:00Z",
+             "2026-11-23T12:04:00Z", "2026-11-23T12:06:00Z", "2027-01-01T00:00:00Z"]
+    frame = pd.DataFrame({"checkin_at": pd.array(texts, dtype="string[pyarrow]"), "ingested_at": pd.Timestamp(NOW),
+                          "_row": range(len(texts))})
+    table = load(ibis_spark(spark), "okr_incoming", frame)
+    on_spark = fetch(spark, validation.routed(table, FIRST_PARTITION).select("_row", "partition_date"))
+    days = on_spark.sort_values("_row")["partition_date"].astype(str).tolist()
+    expected = validation.partition_dates(frame, FIRST_PARTITION).dt.strftime("%Y-%m-%d").tolist()
+    assert days == expected
+    # a check-in day where it parses (in UTC), the ingestion day where it does not or is unusable
+    assert days[:4] == ["2026-05-01", "2026-05-02", "2024-02-28", "2026-05-01"]
+    assert set(days[4:]) == {NOW.date().isoformat()}

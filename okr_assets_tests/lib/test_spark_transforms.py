@@ -131,3 +131,39 @@ def test_landing_routes_rows_to_the_same_partitions_on_spark(spark: Any) -> None
     # a check-in day where it parses (in UTC), the ingestion day where it does not or is unusable
     assert days[:4] == ["2026-05-01", "2026-05-02", "2024-02-28", "2026-05-01"]
     assert set(days[4:]) == {NOW.date().isoformat()}
+
+
+def test_a_tables_checks_find_the_same_failures_on_spark(spark: Any, landed: pd.DataFrame) -> None:
+    """okr_processed's Pandera model checked in Spark: the same counts, failure cases by key and
+    example rows as in DuckDB, for rows that break a column check, a uniqueness and a row rule."""
+    from okr_assets.lib.table_checks import on_frame
+
+    processed = validation.validate_versions(landed.drop(columns="_mine"), FIRST_PARTITION).accepted
+    assert _violations_on_spark(spark, processed).passed
+
+    broken = processed.copy()
+    broken.loc[broken.index[0], "confidence"] = 11  # outside 0..10
+    broken.loc[broken.index[1], "checkin_id"] = broken.loc[broken.index[2], "checkin_id"]  # not unique
+    row = broken.index[3]
+    broken.loc[row, "score"] = 0.5 if broken.loc[row, "progress"] != 0.5 else 0.4  # score is not clip(progress)
+    expected = on_frame("okr_processed", broken)
+    assert set(expected.by_rule["check"]) == {"field_uniqueness", "less_than_or_equal_to(10)",
+                                              "score_is_clipped_progress"}
+    found = _violations_on_spark(spark, broken)
+    pd.testing.assert_frame_equal(found.by_rule, expected.by_rule)
+    assert found.rows_checked == expected.rows_checked
+    _same(found.cases, expected.cases, ["column", "check", "checkin_id"])
+    _same(found.examples, expected.examples, ["raw_id"])
+
+
+def _violations_on_spark(spark: Any, frame: pd.DataFrame) -> Any:
+    from okr_assets.lib.schemas import CHECK_KEYS, TABLE_MODELS, sql_columns
+    from okr_assets.lib.table_checks import CHECKED, violations
+
+    model = TABLE_MODELS["okr_processed"]
+    frame = frame.copy()
+    for column, sql in sql_columns(model):
+        if sql == "DATE":  # pandas carries dates as midnight timestamps; the table holds dates
+            frame[column] = pd.to_datetime(frame[column]).dt.date
+    rows = load(ibis_spark(spark), CHECKED, frame)
+    return violations(lambda expr, inputs: fetch(spark, expr), model, rows, CHECK_KEYS["okr_processed"])

@@ -1,9 +1,9 @@
 """A local Spark session for the tests, and the transforms' Ibis expressions run on it.
 
-Spark is the third engine the transforms are written to run on. Until
-the warehouse resource speaks Spark, these helpers load frames into a local session's catalog
-(Parquet tables in a temporary warehouse folder) and run an expression there the way an engine
-runs it: compiled by Ibis for Spark SQL, executed by Spark, only the result read back.
+Spark is the third engine the transforms are written to run on. Until the warehouse resource
+speaks Spark, these helpers load frames into a local session's catalog (Parquet tables in a
+temporary warehouse folder) and run an expression there the way an engine runs it: compiled by
+Ibis for Spark SQL, executed by Spark, only the result read back.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import ibis
@@ -101,8 +100,7 @@ def test_the_validation_gives_the_same_verdicts_on_spark(spark: Any, landed: pd.
     assert len(superseded) and int(on_spark["over_valid"].sum()) == expected.rejected_over_valid == 1
 
 
-def test_curation_and_features_give_the_same_rows_on_spark(spark: Any, landed: pd.DataFrame,
-                                                           tmp_path: Path) -> None:
+def test_curation_and_features_give_the_same_rows_on_spark(spark: Any, landed: pd.DataFrame) -> None:
     con = ibis_spark(spark)
     processed = validation.validate_versions(landed.drop(columns="_mine"), FIRST_PARTITION).accepted
     table = load(con, "okr_processed", processed)

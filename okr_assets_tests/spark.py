@@ -70,7 +70,7 @@ def load(con: Any, name: str, frame: pd.DataFrame | Any) -> Any:
     return ibis.table(table.schema(), name=name)
 
 
-def materialize(spark: Any, name: str, expr: Any) -> None:
+def write_table(spark: Any, name: str, expr: Any) -> None:
     """The rows of ``expr`` written once into the table ``name``, as okr_processed's step writes
     its verdicts into a scratch table: Spark's optimizer inlines a view's whole expression into
     every statement that reads it."""

@@ -240,7 +240,7 @@ class WarehouseResource(ConfigurableResource):
         backend = self.backend
         with backend.connect() as con:
             staged = [TABLES[name].staged() for name in STAGED_TABLES]
-            if backend.work_catalog:  # the twins live in the work catalog (``_prepare_work``), none in the file
+            if backend.work_catalog:  # twins belong in the work catalog (``_prepare_work``): one in the file is dropped
                 for twin in staged:
                     backend.execute(con, f"DROP TABLE IF EXISTS {twin.qualified}")
                 staged = []

@@ -24,7 +24,7 @@ from okr_assets.lib.curation import curate, curate_frame
 from okr_assets.lib.features import CHECKIN_COLUMNS as FEATURE_INPUTS
 from okr_assets.lib.features import LABEL_COLUMNS, build_features, features
 from okr_assets.lib.generator import GeneratorConfig, generate
-from okr_assets_tests.spark import fetch, ibis_spark, load, materialize, spark_session
+from okr_assets_tests.spark import fetch, ibis_spark, load, spark_session, write_table
 
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 FIRST_PARTITION = dt.date(2024, 1, 1)
@@ -83,7 +83,7 @@ def test_the_validation_gives_the_same_verdicts_on_spark(spark: Any, landed: pd.
     con = ibis_spark(spark)
     candidates = load(con, validation.CANDIDATES, landed)
     raw_schema = ibis.schema({c: t for c, t in candidates.schema().items() if c != "_mine"})
-    materialize(spark, "okr_judged_scratch", validation.range_verdicts(raw_schema, FIRST_PARTITION))
+    write_table(spark, "okr_judged_scratch", validation.range_verdicts(raw_schema, FIRST_PARTITION))
     judged = ibis.table(con.table("okr_judged_scratch").schema(), name="okr_judged_scratch")
     on_spark = fetch(spark, validation.kept(validation.decide(judged)))
 

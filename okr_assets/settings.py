@@ -42,8 +42,11 @@ def default_warehouse_url() -> str:
 
 
 def warehouse_kind() -> str:
-    """The warehouse engine as a Dagster asset kind: ``postgres`` or ``duckdb`` (embedded)."""
-    return "postgres" if os.environ.get("OKR_WAREHOUSE_URL", "").startswith("postgres") else "duckdb"
+    """The warehouse engine as a Dagster asset kind: ``postgres``, ``spark`` or ``duckdb`` (embedded)."""
+    url = os.environ.get("OKR_WAREHOUSE_URL", "")
+    if url.startswith("postgres"):
+        return "postgres"
+    return "spark" if url.startswith(("spark:", "sc:")) else "duckdb"
 
 
 def _int(name: str, default: int) -> int:

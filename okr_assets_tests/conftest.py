@@ -100,11 +100,19 @@ def postgres_db(postgres: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse_url(request: pytest.FixtureRequest, okr_home: Path) -> str:
-    """Every warehouse-backed test runs against the embedded DuckDB file and a real PostgreSQL."""
+    """Every warehouse-backed test runs against the embedded DuckDB file and a real PostgreSQL;
+    a test that also runs on Spark says so with ``ON_EVERY_ENGINE`` (a local session, one per
+    test process, over a warehouse folder of the test's own)."""
     if request.param == "duckdb":
         return f"duckdb:///{okr_home / 'warehouse.duckdb'}"
+    if request.param == "spark":
+        return f"spark:///{okr_home / 'spark-warehouse'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.url(request.getfixturevalue("postgres_db"))
+
+
+# ``@ON_EVERY_ENGINE`` on a test taking ``warehouse_url`` (or ``resources``): DuckDB, PostgreSQL and Spark.
+ON_EVERY_ENGINE = pytest.mark.parametrize("warehouse_url", ["duckdb", "postgres", "spark"], indirect=True)
 
 
 @pytest.fixture

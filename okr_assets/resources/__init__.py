@@ -39,7 +39,9 @@ def build_resources() -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(url=_env("OKR_WAREHOUSE_URL", settings.default_warehouse_url()),
                                        duckdb_memory_limit=os.environ.get("OKR_DUCKDB_MEMORY_LIMIT")
-                                       or DEFAULT_DUCKDB_MEMORY_LIMIT),
+                                       or DEFAULT_DUCKDB_MEMORY_LIMIT,
+                                       spark_driver_memory=os.environ.get("OKR_SPARK_DRIVER_MEMORY") or "2g",
+                                       spark_master=os.environ.get("OKR_SPARK_MASTER") or ""),
         "landing": LandingFolderResource(
             landing_dir=str(settings.landing_dir()), quarantine_dir=str(settings.quarantine_dir())
         ),

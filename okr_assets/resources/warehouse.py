@@ -1,11 +1,14 @@
 """The warehouse: where the tables live, behind one Dagster resource.
 
-Two engines, chosen by ``OKR_WAREHOUSE_URL``:
+Three engines, chosen by ``OKR_WAREHOUSE_URL``:
 - embedded default, ``duckdb:///<path>`` under ``$OKR_HOME``: columnar, loads a pandas frame with
   one ``INSERT ... SELECT`` (no per-row round trips); one writing process at a time, so runs are
   also serialised per lane by tag concurrency limits in the embedded instance config;
 - deployments, ``postgresql://user:password@host:port/db``: bulk loads with ``COPY``, concurrent
-  landing made safe by a unique key, ``ON CONFLICT DO NOTHING`` and a per-table write lock.
+  landing made safe by a unique key, ``ON CONFLICT DO NOTHING`` and a per-table write lock;
+- organisations that outgrow one server, ``spark:///<folder>`` (a local session),
+  ``spark://host:port/<folder>`` or ``sc://host:port/<folder>``: Parquet tables whose writes
+  commit by switching a catalog file (``warehouse_spark.py``).
 
 Tables are grouped in schemas by layer (``okr_raw``, ``okr_processed``, ``okr_curated``, plus
 ``okr_ml`` and ``okr_ops``) with DDL derived from the Pandera models, so the stored shape cannot
@@ -32,6 +35,7 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from okr_assets.resources.warehouse_backends import Backend, DuckDBBackend, PostgresBackend, quote
+from okr_assets.resources.warehouse_spark import SparkBackend
 
 if TYPE_CHECKING:
     import ibis
@@ -76,6 +80,8 @@ class Table:
     # False: the embedded DuckDB does not keep the key's index (see ``land_raw``), a server engine does.
     embedded_key: bool = True
     indexes: tuple[str, ...] = ()
+    # The date column a range is replaced by (Spark stores a table's files by it).
+    partition_column: str | None = None
     # Indexes of earlier versions that no query uses any more: dropped by setup() where present.
     retired_indexes: tuple[str, ...] = ()
 
@@ -95,11 +101,13 @@ TABLES: dict[str, Table] = {
     "okr_raw": Table("okr_raw", "okr_raw", key=("source_key",), embedded_key=False,
                      # checkin_id: every query matches trim(checkin_id), which a plain index
                      # cannot serve; it only cost each landing commit (~0.5 s per million rows).
-                     indexes=("partition_date",), retired_indexes=("checkin_id",)),
-    "okr_processed": Table("okr_processed", "okr_processed", indexes=("checkin_date", "cycle_start")),
-    "okr_rejects": Table("okr_rejects", "okr_processed", indexes=("partition_date",)),
-    "okr_curated": Table("okr_curated", "okr_curated", indexes=("cycle_quarter",)),
-    "okr_features": Table("okr_features", "okr_ml", indexes=("cycle_quarter",)),
+                     indexes=("partition_date",), retired_indexes=("checkin_id",), partition_column="partition_date"),
+    "okr_processed": Table("okr_processed", "okr_processed", indexes=("checkin_date", "cycle_start"),
+                           partition_column="checkin_date"),
+    "okr_rejects": Table("okr_rejects", "okr_processed", indexes=("partition_date",),
+                         partition_column="partition_date"),
+    "okr_curated": Table("okr_curated", "okr_curated", indexes=("cycle_quarter",), partition_column="cycle_quarter"),
+    "okr_features": Table("okr_features", "okr_ml", indexes=("cycle_quarter",), partition_column="cycle_quarter"),
     "okr_predictions": Table("okr_predictions", "okr_ml"),
     "okr_drift_report": Table("okr_drift_report", "okr_ml"),
     "okr_prediction_log": Table("okr_prediction_log", "okr_ml", indexes=("key_result_id",)),
@@ -170,6 +178,12 @@ class WarehouseResource(ConfigurableResource):
                                  "Set via OKR_WAREHOUSE_URL.")
     lock_timeout_seconds: float = Field(
         default=300.0, description="How long to wait for another run's write lock on the embedded DB.")
+    spark_driver_memory: str = Field(
+        default="2g", description="Heap of the Spark driver this process starts (spark:// and local Spark "
+                                  "warehouses), e.g. 2g. Set via OKR_SPARK_DRIVER_MEMORY.")
+    spark_master: str = Field(
+        default="", description="Master of the local Spark session of a spark:///<folder> warehouse "
+                                "(default local[*], every core; e.g. local[2]). Set via OKR_SPARK_MASTER.")
     duckdb_memory_limit: str = Field(
         default=DEFAULT_DUCKDB_MEMORY_LIMIT,
         description="Memory the embedded DuckDB may use for a statement before it spills to disk (beside the "
@@ -196,8 +210,11 @@ class WarehouseResource(ConfigurableResource):
                                  work_twins=twins)
         if scheme in {"postgresql", "postgres", "postgresql+psycopg2"}:
             return PostgresBackend(self.url, connect_timeout_seconds=max(1, min(10, round(wait_seconds))))
-        raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: "
-                         "use duckdb:///<path> or postgresql://user:password@host:port/database")
+        if scheme in {"spark", "sc"}:
+            return SparkBackend(self.url, [*TABLES.values(), LANDED_FILES, LANDED_OFFSETS], wait_seconds,
+                                driver_memory=self.spark_driver_memory, master_override=self.spark_master)
+        raise ValueError(f"unsupported warehouse URL scheme {scheme!r}://...: use duckdb:///<path>, "
+                         "postgresql://user:password@host:port/database or spark:///<folder>")
 
     @contextmanager
     def held_open(self) -> Iterator[None]:
@@ -238,6 +255,12 @@ class WarehouseResource(ConfigurableResource):
         """Create schemas, tables and indexes if missing (idempotent); migrate a ``landed_files``
         table of the content-hash-only shape to the file-version ledger."""
         backend = self.backend
+        if not backend.sql_catalog:
+            specs = [(t, LEDGER_COLUMNS.get(t.name) or _sql_columns(t.name))
+                     for t in (*TABLES.values(), LANDED_FILES, LANDED_OFFSETS)]
+            with self.transaction() as con:
+                backend.create_tables(con, specs)
+            return
         with backend.connect() as con:
             staged = [TABLES[name].staged() for name in STAGED_TABLES]
             if backend.work_catalog:  # twins belong in the work catalog (``_prepare_work``): one in the file is dropped
@@ -458,11 +481,11 @@ class WarehouseResource(ConfigurableResource):
             # The keys already landed are found first, by a semi-join that hashes the batch and
             # streams okr_raw past it (usually none): with an anti-join of the batch against the
             # whole table DuckDB hashes okr_raw's keys instead, its memory growing with the table.
-            backend.execute(
-                con,
-                f"WITH landed AS MATERIALIZED (SELECT source_key FROM {t.qualified} WHERE source_key IN "
+            backend.insert_select(
+                con, t, [*cols, "raw_id"],
+                f"WITH landed AS {backend.cte_materialized}(SELECT source_key FROM {t.qualified} WHERE source_key IN "
                 f"(SELECT source_key FROM okr_incoming)) "
-                f"INSERT INTO {t.qualified} ({collist}, raw_id) SELECT {collist}, ? + _rn FROM ({routed_rows}) i "
+                f"SELECT {collist}, ? + _rn AS raw_id FROM ({routed_rows}) i "
                 f"WHERE NOT EXISTS (SELECT 1 FROM landed r WHERE r.source_key = i.source_key)", [before])
             inserted = int(backend.fetch(con, f"SELECT count(*) AS n FROM {t.qualified} WHERE raw_id > ?",
                                          [before])["n"].iloc[0])
@@ -516,11 +539,16 @@ class WarehouseResource(ConfigurableResource):
         collist = ", ".join(quote(c) for c, _ in types)
         backend = self.backend
         with self.transaction() as con:
+            backend.lock_exclusive_writes(con, t.qualified)  # the count below is then this call's rows
+            before = self._count_on(con, t)
             backend.stage(con, "okr_incoming", frame, types)
-            inserted = backend.fetch(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} "
-                                          f"FROM okr_incoming ON CONFLICT DO NOTHING RETURNING 1 AS hit")
+            backend.insert_select(con, t, [c for c, _ in types], f"SELECT {collist} FROM okr_incoming",
+                                  skip_existing=True)
             backend.unstage(con, "okr_incoming")
-        return len(inserted)
+            return self._count_on(con, t) - before
+
+    def _count_on(self, con: Any, table: Table) -> int:
+        return int(self.backend.fetch(con, f"SELECT count(*) AS n FROM {table.qualified}")["n"].iloc[0])
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Replace every row of an unpartitioned table, in one transaction."""
@@ -530,8 +558,7 @@ class WarehouseResource(ConfigurableResource):
             # Writers of the table take turns (readers do not wait): two replacements at once would
             # each delete only the rows committed before them, and both loads would stay.
             backend.lock_exclusive_writes(con, qualified)
-            backend.execute(con, f"DELETE FROM {qualified}")
-            backend.load(con, qualified, self.columns(table), frame)
+            backend.replace_all(con, _table(table), self.columns(table), frame)
 
     # -- write, audit, publish --------------------------------------------------------------------
     # A step writes the new rows of a range to the tables' staging twins (a chunk of transactions,
@@ -545,7 +572,7 @@ class WarehouseResource(ConfigurableResource):
         backend = self.backend
         with self.transaction() as con:
             for twin in _prepare_work(backend, con, tables):
-                backend.execute(con, f"DELETE FROM {twin.qualified}")
+                backend.clear(con, twin)
 
     # -- transforms in the engine ----------------------------------------------------------------
     # A transform is an Ibis expression over ``table(...)``: unbound tables with the warehouse's
@@ -613,8 +640,7 @@ class WarehouseResource(ConfigurableResource):
         with backend.held_open():  # an in-memory work catalog lasts while the file is open
             with self.transaction() as con:
                 _prepare_work(backend, con, [])
-                backend.execute(con, f"DROP TABLE IF EXISTS {t.qualified}")
-                backend.execute(con, f"CREATE TABLE {t.qualified} AS {select}")
+                backend.create_as(con, t, select)
                 backend.analyze(con, t.qualified)
             try:
                 yield ibis.table(expr.schema(), name=t.name, catalog=t.catalog, database=t.schema)
@@ -632,11 +658,11 @@ class WarehouseResource(ConfigurableResource):
                 backend.lock_exclusive_writes(con, _table(name).qualified)
             for name, column in targets:
                 t, col = _table(name), _column(_table(name), column)
-                collist = ", ".join(quote(c) for c in self.columns(name))
-                backend.execute(con, f"DELETE FROM {t.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
-                backend.execute(con, f"INSERT INTO {t.qualified} ({collist}) SELECT {collist} FROM "
-                                     f"{_staged_table(name, backend).qualified} WHERE {col} >= ? AND {col} < ?",
-                                [start, end])
+                columns = self.columns(name)
+                collist = ", ".join(quote(c) for c in columns)
+                backend.replace_range(con, t, column, start, end, columns,
+                                      f"SELECT {collist} FROM {_staged_table(name, backend).qualified} "
+                                      f"WHERE {col} >= ? AND {col} < ?", [start, end])
                 backend.analyze(con, t.qualified)  # the next step's transforms read it
         # Apart from the publish: a DuckDB transaction writes to one database, and the twins are
         # in the work catalog.
@@ -691,8 +717,9 @@ def _record_ledger(backend: Backend, con: Any, files: Sequence[FileVersion], off
         staged = [(c, t) for c, t in columns if c in frame.columns]
         names = ", ".join(quote(c) for c, _ in staged)
         backend.stage(con, "okr_ledger", frame, staged)
-        backend.execute(con, f"INSERT INTO {table.qualified} ({names}, landed_at, run_id) "
-                             f"SELECT {names}, now(), ? FROM okr_ledger ON CONFLICT DO NOTHING", [run_id])
+        backend.insert_select(con, table, [*(c for c, _ in staged), "landed_at", "run_id"],
+                              f"SELECT {names}, now() AS landed_at, ? AS run_id FROM okr_ledger", [run_id],
+                              skip_existing=True)
         backend.unstage(con, "okr_ledger")
 
 

@@ -1,9 +1,12 @@
-"""The two SQL engines behind the warehouse: embedded DuckDB and PostgreSQL.
+"""The two SQL engines behind the warehouse: embedded DuckDB and PostgreSQL (Spark, the third,
+is ``warehouse_spark.py``).
 
 Everything engine-specific lives here, so ``warehouse.py`` states *what* happens to the tables
-(land, replace a range, read) once, in SQL both engines accept. A backend knows how to connect,
-how to run a query with ``?`` placeholders, how to bulk-load a DataFrame and how to make a
-frame visible to SQL as a table for the duration of a statement.
+(land, replace a range, read) once, in SQL every engine accepts. A backend knows how to connect,
+how to run a query with ``?`` placeholders, how to bulk-load a DataFrame, how to make a frame
+visible to SQL as a table for the duration of a statement, and how to write a statement's rows
+into a table (``insert_select``, ``replace_range``: SQL's INSERT and DELETE here, new Parquet
+files and a catalog switch on Spark).
 
 numpy, pandas and the database drivers are imported by the functions that use them: the
 resources are built whenever the code location loads, and that must not import them.
@@ -36,6 +39,8 @@ class Backend(Protocol):
     name: str
     ibis_dialect: str  # the SQL dialect Ibis compiles the transforms to for this engine
     embedded: bool  # in this process (DuckDB), not a server
+    sql_catalog: bool  # tables made by SQL DDL, listed in information_schema (not Spark's catalog file)
+    cte_materialized: str  # "MATERIALIZED " where the engine takes that hint on a common table expression
     # The catalog of the staging twins and scratch tables, when it is not the warehouse's own
     # (DuckDB: an in-memory database beside the file); None: beside the tables they stage.
     work_catalog: str | None
@@ -57,6 +62,47 @@ class Backend(Protocol):
     def missing_table(self, exc: BaseException) -> bool: ...
     def held_open(self) -> contextlib.AbstractContextManager[None]: ...
     def exclusive(self, name: str, on_wait: Callable[[str], None]) -> contextlib.AbstractContextManager[None]: ...
+    def insert_select(self, con: Any, table: Any, columns: Sequence[str], select: str, params: Sequence[Any] = (),
+                      skip_existing: bool = False) -> None: ...
+    def replace_range(self, con: Any, table: Any, column: str, start: Any, end: Any, columns: Sequence[str],
+                      select: str, params: Sequence[Any] = ()) -> None: ...
+    def replace_all(self, con: Any, table: Any, columns: list[str], frame: pd.DataFrame) -> None: ...
+    def clear(self, con: Any, table: Any) -> None: ...
+    def create_as(self, con: Any, table: Any, select: str) -> None: ...
+
+
+class SqlWrites:
+    """The writes of the SQL engines: INSERT, DELETE and CREATE TABLE AS, inside the caller's
+    transaction. ``table``: a ``warehouse.Table``."""
+
+    sql_catalog = True
+    execute: Callable[..., None]  # the engine's own
+    load: Callable[..., None]
+
+    def insert_select(self, con: Any, table: Any, columns: Sequence[str], select: str, params: Sequence[Any] = (),
+                      skip_existing: bool = False) -> None:
+        """Append the rows of ``select`` (``skip_existing``: those whose unique key is not there yet)."""
+        collist = ", ".join(quote(c) for c in columns)
+        conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
+        self.execute(con, f"INSERT INTO {table.qualified} ({collist}) {select}{conflict}", params)
+
+    def replace_range(self, con: Any, table: Any, column: str, start: Any, end: Any, columns: Sequence[str],
+                      select: str, params: Sequence[Any] = ()) -> None:
+        """The rows ``start <= column < end`` become the rows of ``select``."""
+        col = quote(column)
+        self.execute(con, f"DELETE FROM {table.qualified} WHERE {col} >= ? AND {col} < ?", [start, end])
+        self.insert_select(con, table, columns, select, params)
+
+    def replace_all(self, con: Any, table: Any, columns: list[str], frame: pd.DataFrame) -> None:
+        self.execute(con, f"DELETE FROM {table.qualified}")
+        self.load(con, table.qualified, columns, frame)
+
+    def clear(self, con: Any, table: Any) -> None:
+        self.execute(con, f"DELETE FROM {table.qualified}")
+
+    def create_as(self, con: Any, table: Any, select: str) -> None:
+        self.execute(con, f"DROP TABLE IF EXISTS {table.qualified}")
+        self.execute(con, f"CREATE TABLE {table.qualified} AS {select}")
 
 
 def arrow_to_frame(table: Any, text_storage: str = "python") -> pd.DataFrame:
@@ -91,13 +137,14 @@ def _with_columns(frame: pd.DataFrame | pa.Table, columns: list[str]) -> pd.Data
 # -- DuckDB ----------------------------------------------------------------------------------------
 
 
-class DuckDBBackend:
+class DuckDBBackend(SqlWrites):
     """One DuckDB file. DuckDB allows one writing process at a time: every operation opens a
     short-lived connection and retries while another run holds the file lock."""
 
     name = "duckdb"
     ibis_dialect = "duckdb"
     embedded = True
+    cte_materialized = "MATERIALIZED "
     # Staging twins and scratch tables live in an in-memory database attached to the open file
     # (shared by the process's connections while one holds the file open, gone when the last
     # closes): DuckDB compresses every row group it writes into the file (a million staged rows:
@@ -284,13 +331,14 @@ def _column(values: list[Any], type_code: int) -> pd.Series | np.ndarray | list[
     return values
 
 
-class PostgresBackend:
+class PostgresBackend(SqlWrites):
     """A PostgreSQL database over psycopg2. Bulk loads use ``COPY``; each operation has its own
     connection (runs are separate processes, and a pool would outlive them)."""
 
     name = "postgres"
     ibis_dialect = "postgres"
     embedded = False
+    cte_materialized = "MATERIALIZED "
     work_catalog = None  # staging twins are tables of the same database: runs are processes
 
     def __init__(self, url: str, connect_timeout_seconds: int = 10) -> None:

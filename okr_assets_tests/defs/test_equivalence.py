@@ -11,6 +11,7 @@ from dagster import materialize
 from okr_assets.lib import features
 from okr_assets.resources import KafkaResource
 from okr_assets_tests import equivalence
+from okr_assets_tests.conftest import ON_EVERY_ENGINE
 from okr_assets_tests.defs.test_assets import ASSETS, land
 from okr_assets_tests.defs.test_kafka import produce
 from okr_assets_tests.defs.test_ml import _range
@@ -85,6 +86,7 @@ def _assert_same(table: str, actual: pd.DataFrame, expected: pd.DataFrame) -> No
             .head(5).to_string())
 
 
+@ON_EVERY_ENGINE
 def test_the_pipeline_builds_the_expected_tables(okr_home: Path, resources: dict, instance,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # okr_features in statements of a few cycles each, as a large range runs: batching whole

@@ -48,6 +48,6 @@ def table_summary(warehouse: WarehouseResource) -> Summary:
                                             "okr_features", "okr_predictions", "okr_drift_report")}
     dedup = int(warehouse.query(_DEDUPLICATED_SQL).iloc[0, 0])
     reasons = warehouse.query(
-        "SELECT reason, count(*) AS n FROM okr_processed.okr_rejects GROUP BY 1 ORDER BY 2 DESC")
+        "SELECT reason, count(*) AS n FROM okr_processed.okr_rejects GROUP BY 1 ORDER BY 2 DESC, 1")
     return Summary(rows=rows, deduplicated=dedup,
                    rejects_by_reason=dict(zip(reasons["reason"], reasons["n"].astype(int), strict=False)))

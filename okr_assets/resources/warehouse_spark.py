@@ -133,7 +133,19 @@ def session_conf(master: str | None, driver_memory: str) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(2 * cores if master is None else 200),
         "spark.driver.memory": driver_memory,
         "spark.ui.showConsoleProgress": "false",
+        **extra_conf(),
     }
+
+
+def extra_conf() -> dict[str, str]:
+    """``OKR_SPARK_CONF``: more Spark settings for the session, ``name=value`` pairs separated by
+    whitespace (e.g. ``spark.executor.memory=8g spark.sql.shuffle.partitions=400``); they win over
+    the defaults above."""
+    pairs = os.environ.get("OKR_SPARK_CONF", "").split()
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise ValueError(f"OKR_SPARK_CONF entries must be name=value: {bad}")
+    return dict(p.split("=", 1) for p in pairs)
 
 
 # -- the catalog -------------------------------------------------------------------------------------
@@ -443,6 +455,9 @@ class SparkBackend:
             signature = json.dumps([str(self.folder), entry], sort_keys=True)
             if seen.get(q) == signature:
                 continue
+            if seen.get(table.schema) is None:  # a session starts with no databases but "default"
+                spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(table.schema)}")
+                seen[table.schema] = "database"
             columns = ", ".join(f"{quote(c)} {SPARK_TYPES[t]}" for c, t in entry["columns"])
             # The Parquet table, and a view of it with the model's column order under the table's
             # name: Spark puts a table's partition column last.

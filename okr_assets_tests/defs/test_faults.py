@@ -15,7 +15,7 @@ from dagster import materialize
 
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources import warehouse_backends as backends
-from okr_assets_tests.conftest import REPO, build_test_resources, checkin, write_csv
+from okr_assets_tests.conftest import ON_EVERY_ENGINE, REPO, build_test_resources, checkin, write_csv
 from okr_assets_tests.defs.test_assets import ASSETS, land, process
 from okr_assets_tests.defs.test_kafka import good, produce, tick
 from okr_assets_tests.postgres import PostgresServer, postgres_server
@@ -76,6 +76,71 @@ def test_landing_run_killed_mid_way_then_reexecuted_lands_every_message_once(
     raw = warehouse.query("SELECT checkin_id, source_key FROM okr_raw.okr_raw")
     assert len(raw) == 60 and raw["source_key"].is_unique
     assert sorted(raw["checkin_id"]) == sorted(f"c{100 * p + i}" for p in range(3) for i in range(20))
+
+
+# Runs okr_processed + okr_rejects over July in a fresh process and SIGKILLs it in the publish,
+# after okr_processed's range was replaced and okr_rejects' too, before the transaction commits.
+_KILLED_PUBLISH = textwrap.dedent("""
+    import json, os, signal, sys
+    from dagster import materialize, DagsterInstance
+    from okr_assets.resources import KafkaResource, WarehouseResource, LandingFolderResource
+    from okr_assets.resources import warehouse_backends as backends
+    from okr_assets.resources.warehouse_spark import SparkBackend
+    from okr_assets.resources.mlflow import okr_mlflow
+    from okr_assets_tests.defs.test_assets import ASSETS, JULY
+
+    url, home = sys.argv[1], sys.argv[2]
+    real = {cls: cls.replace_range for cls in (backends.DuckDBBackend, backends.PostgresBackend, SparkBackend)}
+
+    def replace_then_die(self, con, table, *args, **kwargs):
+        real[type(self)](self, con, table, *args, **kwargs)
+        if table.name == "okr_rejects":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    for cls in real:
+        cls.replace_range = replace_then_die
+    resources = {
+        "warehouse": WarehouseResource(url=url),
+        "kafka": KafkaResource(bootstrap_servers="127.0.0.1:1", publish_updates=False),
+        "landing": LandingFolderResource(landing_dir=home + "/landing", quarantine_dir=home + "/quarantine"),
+        "mlflow": okr_mlflow,
+    }
+    materialize(ASSETS, selection=["okr_processed", "okr_rejects"], instance=DagsterInstance.ephemeral(),
+                resources=resources, tags=JULY)
+""")
+
+
+@ON_EVERY_ENGINE
+def test_a_run_killed_while_replacing_a_range_leaves_the_old_range_and_the_retry_publishes(
+        okr_home: Path, resources: dict, instance) -> None:
+    warehouse = resources["warehouse"]
+    write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(4)] + [
+        checkin(9, "2025-07-11", confidence=42)])
+    land(instance, resources)
+    assert process(instance, resources).success
+    old = warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed ORDER BY 1")
+    old_rejects = warehouse.query("SELECT checkin_id, reason FROM okr_processed.okr_rejects ORDER BY 1")
+    # New versions: c1 changes value, c2 becomes invalid (its older valid version stays), c5 is new.
+    write_csv(okr_home / "landing" / "b.csv", [checkin(1, "2025-07-10", value=60), checkin(5, "2025-07-12"),
+                                               checkin(2, "2025-07-10", confidence=99)])
+    land(instance, resources, ["b.csv"])
+
+    killed = subprocess.run([sys.executable, "-c", _KILLED_PUBLISH, warehouse.url, str(okr_home)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    # Both tables still hold the range as it was: neither replacement was committed.
+    pd.testing.assert_frame_equal(
+        warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed ORDER BY 1"), old)
+    pd.testing.assert_frame_equal(
+        warehouse.query("SELECT checkin_id, reason FROM okr_processed.okr_rejects ORDER BY 1"), old_rejects)
+
+    result = process(instance, resources)  # the retry
+    assert result.success
+    new = warehouse.query("SELECT checkin_id, value FROM okr_processed.okr_processed ORDER BY 1")
+    assert new["checkin_id"].tolist() == ["c0", "c1", "c2", "c3", "c5"]
+    assert new.set_index("checkin_id")["value"]["c1"] == 60
+    rejects = warehouse.query("SELECT checkin_id, reason FROM okr_processed.okr_rejects ORDER BY 1")
+    assert rejects.values.tolist() == [["c2", "confidence_out_of_range"], ["c9", "confidence_out_of_range"]]
 
 
 @pytest.fixture

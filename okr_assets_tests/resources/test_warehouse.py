@@ -58,7 +58,7 @@ def test_compiled_expressions_keep_their_literals(warehouse_url: str) -> None:
 
 
 def test_unsupported_url_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="duckdb:///<path>, postgresql://.* or spark:///<folder>"):
+    with pytest.raises(ValueError, match=r"duckdb:///<path>, postgresql://.* or spark:///<folder>"):
         _ = WarehouseResource(url="mysql://x@y/z").backend
     with pytest.raises(ValueError, match="names no warehouse folder"):
         _ = WarehouseResource(url="spark://master:7077").backend

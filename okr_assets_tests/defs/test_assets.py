@@ -13,7 +13,7 @@ from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 from okr_assets.definitions import defs
 from okr_assets.defs.automation.sensors import okr_refresh_sensor
 from okr_assets.summary import table_summary
-from okr_assets_tests.conftest import ON_EVERY_ENGINE, checkin, write_csv
+from okr_assets_tests.conftest import checkin, write_csv
 
 if TYPE_CHECKING:
     import ibis
@@ -90,7 +90,6 @@ def test_whole_graph_with_every_kind_of_bad_input(okr_home: Path, resources: dic
     assert all(e.passed for e in curated.get_asset_check_evaluations())
 
 
-@ON_EVERY_ENGINE
 def test_landing_the_same_file_twice_adds_nothing(okr_home: Path, resources: dict, instance) -> None:
     landing = okr_home / "landing"
     write_csv(landing / "a.csv", [checkin(i, "2025-07-10") for i in range(4)])
@@ -273,7 +272,6 @@ def test_the_blocking_check_holds_published_rows_to_the_contracts_rules(
     assert warehouse.count("okr_processed") == 0
 
 
-@ON_EVERY_ENGINE
 def test_rows_failing_a_blocking_check_are_never_published(okr_home: Path, resources: dict, instance) -> None:
     warehouse = resources["warehouse"]
     write_csv(okr_home / "landing" / "a.csv", [checkin(i, "2025-07-10") for i in range(3)])

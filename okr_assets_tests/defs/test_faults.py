@@ -15,7 +15,7 @@ from dagster import materialize
 
 from okr_assets.resources import KafkaResource, WarehouseResource
 from okr_assets.resources import warehouse_backends as backends
-from okr_assets_tests.conftest import ON_EVERY_ENGINE, REPO, build_test_resources, checkin, write_csv
+from okr_assets_tests.conftest import REPO, build_test_resources, checkin, write_csv
 from okr_assets_tests.defs.test_assets import ASSETS, land, process
 from okr_assets_tests.defs.test_kafka import good, produce, tick
 from okr_assets_tests.postgres import PostgresServer, postgres_server
@@ -110,7 +110,6 @@ _KILLED_PUBLISH = textwrap.dedent("""
 """)
 
 
-@ON_EVERY_ENGINE
 def test_a_run_killed_while_replacing_a_range_leaves_the_old_range_and_the_retry_publishes(
         okr_home: Path, resources: dict, instance) -> None:
     warehouse = resources["warehouse"]

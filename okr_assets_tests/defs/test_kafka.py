@@ -24,7 +24,7 @@ from okr_assets.defs.ingestion.kafka_sensor import okr_kafka_sensor
 from okr_assets.defs.tables.assets import OKR_PROCESSED, OKR_RAW, OKR_REJECTS
 from okr_assets.lib.messages import checkin_to_message
 from okr_assets.resources import KafkaResource, WarehouseResource
-from okr_assets_tests.conftest import ON_EVERY_ENGINE, REPO, checkin
+from okr_assets_tests.conftest import REPO, checkin
 from okr_assets_tests.defs.test_assets import ASSETS
 from okr_assets_tests.processes import free_port, port_open, start, stop, wait_until
 
@@ -68,7 +68,6 @@ def test_kafka_python_checks_crcs_in_c() -> None:
     assert util.calc_crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
 
 
-@ON_EVERY_ENGINE
 def test_exactly_once_with_bad_messages(resources: dict, instance) -> None:
     kafka: KafkaResource = resources["kafka"]
     produce(kafka, [good(i) for i in range(12)] + [good(3, value=77)]          # c3 sent again

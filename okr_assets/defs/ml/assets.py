@@ -183,12 +183,13 @@ def okr_model(context: AssetExecutionContext) -> MaterializeResult:
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from okr_assets.lib.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+    from okr_assets.lib.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, KEY_COLUMNS, NUMERIC_FEATURES
     from okr_assets.lib.modeling import evaluate, time_split, train_and_select
     from okr_assets.resources.mlflow import registry_failures
 
     warehouse: WarehouseResource = context.resources.warehouse
-    features = warehouse.query("SELECT * FROM okr_ml.okr_features")
+    # In key order, not the engine's storage order: the same rows train the same model on every engine.
+    features = warehouse.query("SELECT * FROM okr_ml.okr_features").sort_values(list(KEY_COLUMNS), ignore_index=True)
     split = time_split(features)
     tracker = context.resources.mlflow
     # The champion is read before anything is written, and by version: the model compared is the
